@@ -1,0 +1,21 @@
+# ecg2abp: raw part*.mat files → cleaned HDF5 shards → folds → one training job per
+# variant × fold → per-fold metrics. Configuration: config/config.yaml (every key commented).
+from snakemake.utils import min_version
+
+min_version("8.20")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/splits.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,170 @@
+"""The `ecg2abp` command: the same code paths the workflow's rules run."""
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ecg2abp.errors import InputError
+
+
+def _config(path: str | None) -> dict:
+    from ecg2abp.config import load_config, validate_config
+
+    return load_config(path) if path else validate_config({})
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    from ecg2abp.synth import write_synthetic
+
+    paths = write_synthetic(
+        Path(args.out_dir),
+        parts=args.parts,
+        records_per_part=args.records,
+        seed=args.seed,
+        layout=args.layout,
+        full_size=args.full_size,
+        artefacts=not args.no_artefacts,
+    )
+    for path in paths:
+        print(path)
+
+
+def cmd_ingest(args: argparse.Namespace) -> None:
+    from ecg2abp.ingest import ingest_part
+
+    out = Path(args.out)
+    report = Path(args.report) if args.report else out.with_suffix(".clean.parquet")
+    summary = ingest_part(Path(args.part), out, report, _config(args.config))
+    print(json.dumps(summary))
+
+
+def cmd_split(args: argparse.Namespace) -> None:
+    from ecg2abp.splits import split_to_file
+
+    shards = [Path(s) for s in args.shards]
+    print(json.dumps(split_to_file(shards, Path(args.out), _config(args.config))))
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from ecg2abp.models.inventory import describe_models, format_table
+
+    rows = describe_models(window=args.window, width=args.width)
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+
+
+def cmd_bench_windows(args: argparse.Namespace) -> None:
+    from ecg2abp.bench.data import bench_windows
+
+    shard = Path(args.shard) if args.shard else None
+    if args.mapped and shard is None:
+        raise InputError("bench windows: --mapped needs --shard FILE")
+    result = bench_windows(
+        shard=shard,
+        batch=args.batch,
+        threads=args.threads,
+        mapped=args.mapped,
+        seconds=args.seconds,
+    )
+    print(json.dumps(result))
+
+
+def cmd_bench_ingest(args: argparse.Namespace) -> None:
+    from ecg2abp.bench.data import bench_ingest
+
+    part = Path(args.part)
+    if not part.exists():
+        raise InputError(f"{part}: no such file")
+    print(json.dumps(bench_ingest(part, config=_config(args.config), bandpass=args.bandpass)))
+
+
+def cmd_bench_model(args: argparse.Namespace) -> None:
+    from ecg2abp.bench.models import bench_infer, bench_train
+
+    bench = bench_train if args.what == "train" else bench_infer
+    result = bench(
+        args.model, width=args.width, batch=args.batch, steps=args.steps, threads=args.threads
+    )
+    print(json.dumps(result))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ecg2abp", description="Arterial blood pressure from single-lead ECG."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    synth = commands.add_parser("synth", help="write synthetic part files (Kaggle or UCI layout)")
+    synth.add_argument("out_dir", help="folder to write part_1.mat … into")
+    synth.add_argument("--parts", type=int, default=3, help="number of part files (3)")
+    synth.add_argument("--records", type=int, default=24, help="records per part (24)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    synth.add_argument("--layout", choices=["kaggle", "uci"], default="kaggle")
+    synth.add_argument(
+        "--full-size",
+        action="store_true",
+        help="parts like the real ones: 1,000 records, ~32 M samples",
+    )
+    synth.add_argument("--no-artefacts", action="store_true", help="clean signals only")
+    synth.set_defaults(run=cmd_synth)
+
+    ingest = commands.add_parser("ingest", help="clean one part file into an HDF5 shard")
+    ingest.add_argument("part", help="part_N.mat / Part_N.mat file or WFDB folder")
+    ingest.add_argument("--out", required=True, help="shard to write (.h5)")
+    ingest.add_argument("--report", help="cleaning report (.parquet); default beside the shard")
+    ingest.add_argument("--config", help="config YAML (default: built-in defaults)")
+    ingest.set_defaults(run=cmd_ingest)
+
+    split = commands.add_parser("split", help="write the fold file for the configured protocol")
+    split.add_argument("shards", nargs="+", help="shard files, in part order")
+    split.add_argument("--out", required=True, help="split file to write (.json)")
+    split.add_argument("--config", help="config YAML (default: built-in defaults)")
+    split.set_defaults(run=cmd_split)
+
+    models = commands.add_parser("models", help="list every model with parameters and GFLOP")
+    models.add_argument("--json", action="store_true", help="JSON instead of a Markdown table")
+    models.add_argument("--window", type=int, default=88)
+    models.add_argument("--width", type=float, default=1.0)
+    models.set_defaults(run=cmd_models)
+
+    bench = commands.add_parser("bench", help="benchmarks; each prints one JSON line")
+    benches = bench.add_subparsers(dest="what", required=True, metavar="WHAT")
+    windows = benches.add_parser("windows", help="window feed throughput")
+    windows.add_argument("--shard", help="a shard file (default: random signals in memory)")
+    windows.add_argument("--batch", type=int, default=1024, help="batch size (1024)")
+    windows.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    windows.add_argument("--mapped", action="store_true", help="memory-map the shard")
+    windows.add_argument("--seconds", type=float, default=2.0, help="how long to run (2)")
+    windows.set_defaults(run=cmd_bench_windows)
+    ingest_bench = benches.add_parser("ingest", help="read and whole-ingest time of one part")
+    ingest_bench.add_argument("part", help="part file")
+    ingest_bench.add_argument("--config", help="config YAML (default: built-in defaults)")
+    ingest_bench.add_argument("--bandpass", action="store_true", help="keep the ECG band-pass on")
+    ingest_bench.set_defaults(run=cmd_bench_ingest)
+    for what in ("train", "infer"):
+        model_bench = benches.add_parser(what, help=f"{what} windows/s, reference vs fast paths")
+        model_bench.add_argument("--model", default="msca_cssc_unet")
+        model_bench.add_argument("--width", type=float, default=1.0, help="width multiplier (1)")
+        model_bench.add_argument("--batch", type=int, default=64, help="batch size (64)")
+        model_bench.add_argument("--steps", type=int, default=3, help="timed steps per path (3)")
+        model_bench.add_argument("--threads", type=int, default=None, help="torch threads (all)")
+        model_bench.set_defaults(run=cmd_bench_model, what=what)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except InputError as err:
+        print(f"ecg2abp: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ecg2abp: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

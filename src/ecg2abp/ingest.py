@@ -1,0 +1,125 @@
+"""One part file in, one shard and one cleaning report out: read → clean → write."""
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecg2abp import cleaning, readers
+from ecg2abp.atomic import atomic_path
+from ecg2abp.errors import InputError
+from ecg2abp.shards import write_shard
+
+REPORT_COLUMNS = (
+    "level",
+    "record_id",
+    "n_samples",
+    "kept_samples",
+    "n_segments",
+    "n_windows",
+    *(f"removed_{reason}" for reason in cleaning.REASONS),
+)
+
+
+def file_sha256(path: Path, chunk_bytes: int = 1 << 24) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def part_name(part: Path) -> str:
+    """The name a part's outputs carry: the file stem, or the folder name for WFDB folders."""
+    return part.name if part.is_dir() else part.stem
+
+
+def discover_parts(data_dir: Path, pattern: str) -> dict[str, Path]:
+    """Part name → path: files matching `pattern`, else WFDB folders (data_dir or its children)."""
+    if not data_dir.is_dir():
+        raise InputError(f"data_dir {data_dir}: no such folder")
+    parts = {path.stem: path for path in sorted(data_dir.glob(pattern)) if path.is_file()}
+    if not parts:
+        folders = [data_dir, *sorted(p for p in data_dir.iterdir() if p.is_dir())]
+        parts = {f.name: f for f in folders if any(f.glob("*.hea"))}
+    if not parts:
+        raise InputError(
+            f"data_dir {data_dir}: no part files matching {pattern!r} and no WFDB records (*.hea)"
+        )
+    return parts
+
+
+def cleaning_settings(config: dict) -> cleaning.CleaningSettings:
+    """Cleaning settings from the config's `cleaning` section and window."""
+    return cleaning.settings_from_config({**config["cleaning"], "window": config["window"]})
+
+
+def _windows_in(segments: list[tuple[int, int]], window: int, stride: int) -> int:
+    return sum(max((stop - start - window) // stride + 1, 0) for start, stop in segments)
+
+
+def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> dict:
+    """Clean every record of `part` into the shard `shard_out` and the report `report_out`."""
+    part = Path(part)
+    settings = cleaning_settings(config)
+    window, stride, fs = config["window"], config["stride"], float(config["fs"])
+    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    segment_rows: list[tuple[int, int, int, int]] = []
+    record_ids: list[str] = []
+    rows: list[dict] = []
+    position = 0
+    records = readers.iter_records(part, ecg_lead=config["ecg_lead"], target_fs=fs)
+    for index, record in enumerate(records):
+        result = cleaning.clean_record(record.ecg, record.abp, record.fs, settings)
+        record_ids.append(record.record_id)
+        for start, stop in result.segments:
+            ecg = cleaning.filter_ecg_segment(record.ecg[start:stop], record.fs, settings)
+            abp = record.abp[start:stop].astype(np.float32)
+            ppg = record.ppg[start:stop].astype(np.float32)
+            pieces.append((ecg, abp, ppg))
+            segment_rows.append((index, position, position + stop - start, start))
+            position += stop - start
+        rows.append(
+            {
+                "level": "record",
+                "record_id": record.record_id,
+                "n_samples": result.n_samples,
+                "kept_samples": sum(stop - start for start, stop in result.segments),
+                "n_segments": len(result.segments),
+                "n_windows": _windows_in(result.segments, window, stride),
+                **{f"removed_{reason}": result.removed[reason] for reason in cleaning.REASONS},
+            }
+        )
+        del record
+    segments = np.array(segment_rows, dtype=np.int64).reshape(-1, 4)
+    attrs = {
+        "fs": fs,
+        "source_file": part.name,
+        "source_sha256": file_sha256(part) if part.is_file() else "",
+        "cleaning": json.dumps(asdict(settings)),
+    }
+    n_windows = write_shard(
+        shard_out,
+        pieces=pieces,
+        segments=segments,
+        records=record_ids,
+        window=window,
+        stride=stride,
+        attrs=attrs,
+    )
+    report = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
+    totals = report.drop(columns=["level", "record_id"]).sum()
+    totals_row = {"level": "part", "record_id": f"{part_name(part)}/*", **totals.to_dict()}
+    report = pd.concat([report, pd.DataFrame([totals_row])], ignore_index=True)
+    with atomic_path(report_out) as tmp:
+        report.to_parquet(tmp, index=False)
+    return {
+        "part": part_name(part),
+        "records": len(record_ids),
+        "samples": int(totals["n_samples"]),
+        "kept_samples": int(totals["kept_samples"]),
+        "windows": n_windows,
+    }

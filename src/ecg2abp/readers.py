@@ -1,0 +1,277 @@
+"""Read recordings (Kaggle / UCI MATLAB parts, WFDB records) as `Record`s at one sampling rate."""
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal
+
+import h5py
+import numpy as np
+import scipy.io
+import wfdb
+from scipy.signal import resample_poly
+
+from ecg2abp.errors import InputError
+
+MATLAB_FS = 125.0
+KAGGLE_VARIABLE = "p"
+MAT5_MAGIC = b"MATLAB 5.0 MAT-file"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+MAT73_USER_BLOCK = 512
+ECG_LEADS = ("II", "I", "III", "V", "MCL1", "AVR", "AVL", "AVF")
+ABP_NAMES = ("ABP", "ART", "BP")
+PPG_NAMES = ("PLETH", "PPG")
+MAX_RATE_TERMS = 1000
+
+Format = Literal["kaggle", "uci", "wfdb"]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One recording: simultaneous ECG, ABP and PPG at `fs` Hz (PPG all NaN when absent)."""
+
+    record_id: str
+    fs: float
+    ecg: np.ndarray
+    abp: np.ndarray
+    ppg: np.ndarray
+
+
+def detect_format(path: Path) -> Format:
+    """Tell the input layout from the file's content (a folder or `.hea` file is WFDB)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: does not exist")
+    if path.is_dir() or path.suffix.lower() == ".hea":
+        return "wfdb"
+    with path.open("rb") as file:
+        head = file.read(MAT73_USER_BLOCK + len(HDF5_MAGIC))
+    if head.startswith(MAT5_MAGIC):
+        return "kaggle"
+    if head[MAT73_USER_BLOCK:] == HDF5_MAGIC and h5py.is_hdf5(path):
+        return "uci"
+    raise InputError(f"{path}: not a MATLAB or WFDB file")
+
+
+def iter_records(path: Path, *, ecg_lead: str = "II", target_fs: float = 125.0) -> Iterator[Record]:
+    """Yield every record of a part file or WFDB folder/record, resampled to `target_fs`."""
+    path = Path(path)
+    if not (math.isfinite(target_fs) and target_fs > 0):
+        raise InputError(f"target_fs: must be a positive number of Hz, got {target_fs}")
+    layout = detect_format(path)
+    if layout == "kaggle":
+        return _matlab_records(_kaggle_matrices(path), target_fs)
+    if layout == "uci":
+        return _matlab_records(_uci_matrices(path), target_fs)
+    return _wfdb_records(path, ecg_lead, target_fs)
+
+
+# --- shared helpers -----------------------------------------------------------------------------
+
+
+def _reason(exc: BaseException) -> str:
+    """The exception as one short line."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+@contextmanager
+def _translated(where: str, problem: str) -> Iterator[None]:
+    """Turn a library exception raised inside the block into a one-line InputError."""
+    try:
+        yield
+    except (InputError, MemoryError):
+        raise
+    except Exception as exc:
+        raise InputError(f"{where}: {problem} ({_reason(exc)})") from exc
+
+
+def _describe(value: object) -> str:
+    """A short description of what was found, in MATLAB's row-by-column terms."""
+    if isinstance(value, np.ndarray):
+        return f"{'×'.join(str(n) for n in value.shape) or 'scalar'} {value.dtype}"
+    return type(value).__name__
+
+
+def _three_rows(value: object, where: str) -> np.ndarray:
+    """Check that a record is a numeric 3×N matrix [PPG, ABP, ECG]."""
+    if (
+        not isinstance(value, np.ndarray)
+        or value.dtype.kind not in "fiu"
+        or value.ndim != 2
+        or value.shape[0] != 3
+    ):
+        raise InputError(f"{where}: expected a numeric 3×N matrix, got {_describe(value)}")
+    return value
+
+
+def _output_length(n_samples: int, fs: float, target_fs: float) -> int:
+    """Samples a stretch of `n_samples` at `fs` holds once brought to `target_fs`."""
+    return math.ceil(n_samples * target_fs / fs - 1e-9)
+
+
+def _at_rate(signal: np.ndarray | None, fs: float, target_fs: float, n_out: int) -> np.ndarray:
+    """One channel as contiguous float64 at `target_fs`, exactly `n_out` long (None: all NaN)."""
+    if signal is None:
+        return np.full(n_out, np.nan)
+    signal = np.ascontiguousarray(signal, dtype=np.float64)
+    if fs != target_fs and signal.size:
+        ratio = Fraction(target_fs / fs).limit_denominator(MAX_RATE_TERMS)
+        signal = resample_poly(signal, ratio.numerator, ratio.denominator)
+    if signal.size >= n_out:
+        return signal[:n_out]
+    return np.concatenate([signal, np.full(n_out - signal.size, np.nan)])
+
+
+# --- MATLAB layouts -----------------------------------------------------------------------------
+
+
+def _matlab_records(
+    matrices: Iterator[tuple[str, np.ndarray]], target_fs: float
+) -> Iterator[Record]:
+    """Records from (record id, 3×N [PPG, ABP, ECG] at 125 Hz) pairs."""
+    for record_id, matrix in matrices:
+        n_out = _output_length(matrix.shape[1], MATLAB_FS, target_fs)
+        ppg, abp, ecg = (_at_rate(row, MATLAB_FS, target_fs, n_out) for row in matrix)
+        yield Record(record_id, float(target_fs), ecg=ecg, abp=abp, ppg=ppg)
+
+
+def _kaggle_matrices(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+    """The records of a MATLAB v5/v7 part, each dropped from the cell once handed out."""
+    cells = _kaggle_cells(path)
+    for index in range(cells.size):
+        record_id = f"{path.stem}/{index:04d}"
+        matrix = _three_rows(cells[index], f"{path}: record {record_id}")
+        cells[index] = None
+        yield record_id, matrix
+
+
+def _kaggle_cells(path: Path) -> np.ndarray:
+    """Load variable `p` once, as a flat object array of records."""
+    with _translated(str(path), "cannot read MATLAB file"):
+        contents = scipy.io.loadmat(path, variable_names=[KAGGLE_VARIABLE])
+    if KAGGLE_VARIABLE not in contents:
+        with _translated(str(path), "cannot list MATLAB variables"):
+            found = [name for name, _, _ in scipy.io.whosmat(path)]
+        raise InputError(
+            f"{path}: no variable '{KAGGLE_VARIABLE}' (found: {', '.join(found) or 'none'})"
+        )
+    cells = contents.pop(KAGGLE_VARIABLE)
+    del contents
+    if cells.dtype != object:
+        raise InputError(
+            f"{path}: variable '{KAGGLE_VARIABLE}' is not a cell array ({_describe(cells)})"
+        )
+    cells = cells.reshape(-1)
+    if cells.size == 0:
+        raise InputError(f"{path}: variable '{KAGGLE_VARIABLE}' holds no records")
+    return cells
+
+
+def _uci_matrices(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+    """The records of a MATLAB v7.3 part, read one at a time."""
+    with _translated(str(path), "cannot read MATLAB v7.3 file"):
+        file = h5py.File(path, "r")
+    with file:
+        references = _uci_references(file, path)
+        for index, reference in enumerate(references):
+            record_id = f"{path.stem}/{index:04d}"
+            where = f"{path}: record {record_id}"
+            with _translated(where, "cannot read record"):
+                stored = file[reference]
+                data = stored[()] if isinstance(stored, h5py.Dataset) else stored
+            yield record_id, _three_rows(_matlab_view(data), where)
+
+
+def _matlab_view(data: object) -> object:
+    """HDF5 stores MATLAB's column-major matrices transposed; undo that."""
+    return data.T if isinstance(data, np.ndarray) else data
+
+
+def _uci_references(file: h5py.File, path: Path) -> np.ndarray:
+    """The flat array of record references held by the part's cell variable."""
+    name = _uci_variable_name(file, path)
+    cell = file[name]
+    if isinstance(cell, h5py.Dataset) and cell.attrs.get("MATLAB_empty", 0):
+        raise InputError(f"{path}: variable '{name}' holds no records")
+    if not isinstance(cell, h5py.Dataset) or h5py.check_dtype(ref=cell.dtype) is not h5py.Reference:
+        raise InputError(f"{path}: variable '{name}' is not a cell array of records")
+    with _translated(f"{path}: variable '{name}'", "cannot read"):
+        references = cell[()].reshape(-1)
+    if references.size == 0:
+        raise InputError(f"{path}: variable '{name}' holds no records")
+    return references
+
+
+def _uci_variable_name(file: h5py.File, path: Path) -> str:
+    """The variable named after the file stem, or the only variable there is."""
+    if path.stem in file:
+        return path.stem
+    variables = [name for name in file if not name.startswith("#")]
+    if len(variables) == 1:
+        return variables[0]
+    raise InputError(f"{path}: no variable '{path.stem}' (found: {', '.join(variables) or 'none'})")
+
+
+# --- WFDB ---------------------------------------------------------------------------------------
+
+
+def _normalised(name: str) -> str:
+    return "".join(name.split()).upper()
+
+
+def _channel(names: Sequence[str], wanted: Sequence[str]) -> int | None:
+    """Index of the first wanted channel name present (case and spaces ignored)."""
+    present = [_normalised(name) for name in names]
+    for name in wanted:
+        if _normalised(name) in present:
+            return present.index(_normalised(name))
+    return None
+
+
+def _wfdb_headers(path: Path) -> list[Path]:
+    """The header files to read: one `.hea`, or every record of a folder but multi-segment parts."""
+    if not path.is_dir():
+        return [path]
+    headers = sorted(path.glob("*.hea"))
+    if not headers:
+        raise InputError(f"{path}: folder holds no WFDB records (*.hea)")
+    segments: set[str] = set()
+    for header in headers:
+        with _translated(str(header), "cannot read WFDB header"):
+            head = wfdb.rdheader(str(header.with_suffix("")))
+        if isinstance(head, wfdb.MultiRecord):
+            segments.update(head.seg_name)
+    return [header for header in headers if header.stem not in segments]
+
+
+def _wfdb_records(path: Path, ecg_lead: str, target_fs: float) -> Iterator[Record]:
+    """One Record per WFDB record, channels picked by name and brought to `target_fs`."""
+    folder = path.resolve() if path.is_dir() else path.resolve().parent
+    ecg_names = (ecg_lead, *ECG_LEADS)
+    for header in _wfdb_headers(path):
+        record_id = f"{folder.name}/{header.stem}"
+        with _translated(f"{header}: record {record_id}", "cannot read WFDB record"):
+            stored = wfdb.rdrecord(str(header.with_suffix("")), smooth_frames=False)
+        n_out = _output_length(stored.sig_len, stored.fs, target_fs)
+        yield Record(
+            record_id,
+            float(target_fs),
+            ecg=_wfdb_channel(stored, ecg_names, target_fs, n_out),
+            abp=_wfdb_channel(stored, ABP_NAMES, target_fs, n_out),
+            ppg=_wfdb_channel(stored, PPG_NAMES, target_fs, n_out),
+        )
+
+
+def _wfdb_channel(
+    stored: wfdb.Record, wanted: Sequence[str], target_fs: float, n_out: int
+) -> np.ndarray:
+    """The first wanted channel at `target_fs` (its own rate may be several samples per frame)."""
+    index = _channel(stored.sig_name or [], wanted)
+    if index is None:
+        return _at_rate(None, stored.fs, target_fs, n_out)
+    channel_fs = stored.fs * stored.samps_per_frame[index]
+    return _at_rate(stored.e_p_signal[index], channel_fs, target_fs, n_out)

@@ -1,0 +1,122 @@
+"""The HDF5 shard: one part's cleaned signals end to end, its segments, records and window index."""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ecg2abp.atomic import atomic_path
+from ecg2abp.errors import InputError
+
+FORMAT_VERSION = 1
+SIGNALS = ("ecg", "abp", "ppg")
+SEGMENT_COLUMNS = ("record", "start", "stop", "source_start")
+
+
+def window_starts(segments: np.ndarray, window: int, stride: int) -> np.ndarray:
+    """Start positions of every window that fits inside one segment, in array coordinates."""
+    starts, stops = segments[:, 1], segments[:, 2]
+    counts = np.maximum((stops - starts - window) // stride + 1, 0)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    first = np.repeat(starts, counts)
+    offset_in_segment = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    return first + offset_in_segment * stride
+
+
+def _index_dtype(n: int) -> type:
+    return np.uint32 if n < 2**32 else np.uint64
+
+
+def write_shard(
+    path: Path,
+    *,
+    pieces: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    segments: np.ndarray,
+    records: Sequence[str],
+    window: int,
+    stride: int,
+    attrs: dict[str, Any],
+) -> int:
+    """Write a shard atomically from per-segment (ecg, abp, ppg) pieces; return its window count.
+
+    `segments` holds (record, start, stop, source_start) rows whose start/stop are the pieces'
+    positions once laid end to end.
+    """
+    total = int(segments[-1, 2]) if len(segments) else 0
+    windows = window_starts(segments, window, stride)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        for index, name in enumerate(SIGNALS):
+            dataset = h5.create_dataset(name, shape=(total,), dtype=np.float32)
+            for (start, stop), piece in zip(segments[:, 1:3], pieces, strict=True):
+                dataset[start:stop] = piece[index]
+        h5.create_dataset("segments", data=segments.astype(np.int64).reshape(-1, 4))
+        h5["segments"].attrs["columns"] = ",".join(SEGMENT_COLUMNS)
+        h5.create_dataset(
+            "records", data=np.array(records, dtype=object), dtype=h5py.string_dtype()
+        )
+        h5.create_dataset("windows", data=windows.astype(_index_dtype(total)))
+        h5.attrs.update(
+            {"format_version": FORMAT_VERSION, "window": window, "stride": stride, **attrs}
+        )
+    return len(windows)
+
+
+@dataclass
+class Shard:
+    """A shard opened for reading: signals in memory or memory-mapped, tables in memory."""
+
+    path: Path
+    ecg: np.ndarray
+    abp: np.ndarray
+    ppg: np.ndarray
+    segments: np.ndarray
+    records: list[str]
+    windows: np.ndarray
+    attrs: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def cleaning(self) -> dict:
+        return json.loads(self.attrs.get("cleaning", "{}"))
+
+
+def _mapped(path: Path, dataset: h5py.Dataset) -> np.ndarray:
+    offset = dataset.id.get_offset()
+    if dataset.size == 0 or offset is None:
+        return dataset[()]
+    return np.memmap(path, dtype=dataset.dtype, mode="r", offset=offset, shape=dataset.shape)
+
+
+def open_shard(path: Path | str, *, mapped: bool = False, signals: bool = True) -> Shard:
+    """Read a shard; `mapped` memory-maps the signals instead of loading them."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as h5:
+            missing = [key for key in (*SIGNALS, "segments", "records", "windows") if key not in h5]
+            if missing:
+                raise InputError(f"{path}: not an ecg2abp shard (missing {', '.join(missing)})")
+            if not signals:
+                arrays = {name: np.zeros(0, np.float32) for name in SIGNALS}
+            elif mapped:
+                arrays = {name: _mapped(path, h5[name]) for name in SIGNALS}
+            else:
+                arrays = {name: h5[name][()] for name in SIGNALS}
+            return Shard(
+                path=path,
+                segments=h5["segments"][()],
+                records=[r.decode() if isinstance(r, bytes) else r for r in h5["records"][()]],
+                windows=h5["windows"][()].astype(np.int64),
+                attrs=dict(h5.attrs),
+                **arrays,
+            )
+    except (OSError, KeyError) as err:
+        raise InputError(f"{path}: cannot read shard ({err})") from None

@@ -1,0 +1,251 @@
+"""Folds written once to a split file: record, part, temporal and the paper's leaky protocol."""
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ecg2abp.atomic import atomic_path, write_json
+from ecg2abp.errors import InputError
+from ecg2abp.shards import Shard, open_shard
+
+PROTOCOLS = ("record", "part", "temporal", "paper")
+SIDES = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class RecordInfo:
+    """One record that has at least one window, with what the split needs to know of it."""
+
+    shard: int
+    index: int  # into the shard's `records`
+    record_id: str
+    n_windows: int
+    digest: str  # of its cleaned ECG and ABP: identical signals share it
+
+
+def _record_infos(shards: Sequence[Shard]) -> list[RecordInfo]:
+    infos = []
+    for shard_index, shard in enumerate(shards):
+        segments = shard.segments
+        record_of_window = segments[np.searchsorted(segments[:, 1], shard.windows, "right") - 1, 0]
+        windows_per_record = np.bincount(record_of_window, minlength=len(shard.records))
+        for record_index in np.flatnonzero(windows_per_record):
+            digest = hashlib.sha256()
+            for _, start, stop, _ in segments[segments[:, 0] == record_index]:
+                digest.update(shard.ecg[start:stop].tobytes())
+                digest.update(shard.abp[start:stop].tobytes())
+            infos.append(
+                RecordInfo(
+                    shard=shard_index,
+                    index=int(record_index),
+                    record_id=shard.records[record_index],
+                    n_windows=int(windows_per_record[record_index]),
+                    digest=digest.hexdigest(),
+                )
+            )
+    return infos
+
+
+def _merge_identical(units: list[list[int]], infos: list[RecordInfo]) -> list[list[int]]:
+    """Join units (lists of record positions) that hold records with identical signals."""
+    parent = list(range(len(units)))
+
+    def root(u: int) -> int:
+        while parent[u] != u:
+            parent[u] = parent[parent[u]]
+            u = parent[u]
+        return u
+
+    first_unit_of: dict[str, int] = {}
+    for unit, members in enumerate(units):
+        for member in members:
+            seen = first_unit_of.setdefault(infos[member].digest, unit)
+            parent[root(unit)] = root(seen)
+    merged: dict[int, list[int]] = {}
+    for unit, members in enumerate(units):
+        merged.setdefault(root(unit), []).extend(members)
+    return [sorted(members) for members in merged.values()]
+
+
+def _assign_folds(units: list[list[int]], weights: np.ndarray, folds: int, seed: int) -> list[int]:
+    """Fold of each unit: in an order shuffled by seed, each onto the lightest fold so far."""
+    load = np.zeros(folds)
+    fold_of = [0] * len(units)
+    for unit in np.random.default_rng(seed).permutation(len(units)):
+        fold = int(np.argmin(load))
+        fold_of[unit] = fold
+        load[fold] += weights[unit]
+    return fold_of
+
+
+def _carve_validation(
+    train_units: list[list[int]], weights: np.ndarray, fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """Split training units into (train, val) unit indices, val holding about `fraction`."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(train_units))
+    target = fraction * weights.sum()
+    val, taken = [], 0.0
+    for unit in order:
+        if taken >= target or len(val) == len(train_units) - 1:
+            break
+        val.append(int(unit))
+        taken += weights[unit]
+    val_set = set(val)
+    return [u for u in range(len(train_units)) if u not in val_set], sorted(val)
+
+
+def _whole(infos: list[RecordInfo], members: list[int]) -> list[list]:
+    return [[infos[m].record_id, 0, None] for m in sorted(members)]
+
+
+def _group_folds(
+    units: list[list[int]], infos: list[RecordInfo], split: dict, what: str
+) -> list[dict]:
+    units = _merge_identical(units, infos)
+    folds = split["folds"]
+    if folds < 2:
+        raise InputError(f"split.folds: protocol {split['protocol']} needs at least 2 folds")
+    if len(units) < folds:
+        raise InputError(
+            f"split: protocol {split['protocol']} needs at least {folds} {what} "
+            f"to make {folds} folds, found {len(units)}"
+        )
+    weights = np.array([sum(infos[m].n_windows for m in unit) for unit in units], float)
+    fold_of = _assign_folds(units, weights, folds, split["seed"])
+    result = []
+    for fold in range(folds):
+        test = [u for u in range(len(units)) if fold_of[u] == fold]
+        rest = [u for u in range(len(units)) if fold_of[u] != fold]
+        if len(rest) < 2:
+            raise InputError(
+                f"split: protocol {split['protocol']} fold {fold} leaves a single one of the "
+                f"{len(units)} {what} for training and validation; use fewer folds"
+            )
+        rest_units = [units[u] for u in rest]
+        train, val = _carve_validation(
+            rest_units, weights[rest], split["val_fraction"], split["seed"] + 1000 + fold
+        )
+        result.append(
+            {
+                "fold": fold,
+                "train": _whole(infos, [m for u in train for m in rest_units[u]]),
+                "val": _whole(infos, [m for u in val for m in rest_units[u]]),
+                "test": _whole(infos, [m for u in test for m in units[u]]),
+            }
+        )
+    return result
+
+
+def record_folds(infos: list[RecordInfo], split: dict) -> list[dict]:
+    """k-fold over contiguous blocks of records (adjacent records may share a patient)."""
+    units: list[list[int]] = []
+    for position, info in enumerate(infos):
+        same_block = (
+            units
+            and infos[units[-1][0]].shard == info.shard
+            and len(units[-1]) < split["block_size"]
+        )
+        if same_block:
+            units[-1].append(position)
+        else:
+            units.append([position])
+    return _group_folds(units, infos, split, "blocks of records")
+
+
+def part_folds(infos: list[RecordInfo], split: dict) -> list[dict]:
+    """Whole part files held out, validation blocks carved from the training parts."""
+    by_shard: dict[int, list[int]] = {}
+    for position, info in enumerate(infos):
+        by_shard.setdefault(info.shard, []).append(position)
+    return _group_folds(list(by_shard.values()), infos, split, "part files")
+
+
+def _kept_source_positions(shard: Shard, record_index: int) -> np.ndarray:
+    rows = shard.segments[shard.segments[:, 0] == record_index]
+    return np.concatenate(
+        [np.arange(source, source + stop - start) for _, start, stop, source in rows]
+    )
+
+
+def temporal_folds(shards: Sequence[Shard], infos: list[RecordInfo], split: dict, window: int):
+    """One fold: within each record the earlier part trains, the later tests, a window apart."""
+    fractions = np.asarray(split["temporal_fractions"], float)
+    bounds = np.cumsum(fractions / fractions.sum())[:2]
+    sides: dict[str, list[list]] = {side: [] for side in SIDES}
+    for info in infos:
+        kept = _kept_source_positions(shards[info.shard], info.index)
+        cut1, cut2 = (int(kept[min(int(b * len(kept)), len(kept) - 1)]) for b in bounds)
+        sides["train"].append([info.record_id, 0, cut1])
+        sides["val"].append([info.record_id, cut1 + window, max(cut2, cut1 + window)])
+        sides["test"].append([info.record_id, max(cut2, cut1 + window) + window, None])
+    return [{"fold": 0, **sides}]
+
+
+def paper_windows(shards: Sequence[Shard], split: dict) -> dict[str, np.ndarray]:
+    """The original protocol: a random share of all stride-1 windows, split at random."""
+    bad = [s.name for s in shards if int(s.attrs["stride"]) != 1]
+    if bad:
+        raise InputError(f"split: protocol paper needs shards built with stride 1 ({bad[0]})")
+    rng = np.random.default_rng(split["seed"])
+    all_windows = np.concatenate(
+        [np.stack([np.full(len(s.windows), i), s.windows], axis=1) for i, s in enumerate(shards)]
+    )
+    n_drawn = round(split["paper_fraction"] * len(all_windows))
+    drawn = all_windows[rng.choice(len(all_windows), size=n_drawn, replace=False)]
+    fractions = np.asarray(split["paper_sides"], float)
+    edges = np.round(np.cumsum(fractions / fractions.sum()) * n_drawn).astype(int)
+    train, val, test = np.split(drawn, edges[:2])
+    return {"fold0_train": train, "fold0_val": val, "fold0_test": test}
+
+
+def make_splits(shard_paths: Sequence[Path], split: dict, window: int) -> tuple[dict, dict]:
+    """The split document and, for `paper`, the sampled windows (else an empty dict)."""
+    shards = [open_shard(path) for path in shard_paths]
+    infos = _record_infos(shards)
+    if not infos:
+        raise InputError("split: no record has a clean window; nothing to split")
+    protocol = split["protocol"]
+    windows: dict[str, np.ndarray] = {}
+    if protocol == "record":
+        folds = record_folds(infos, split)
+    elif protocol == "part":
+        folds = part_folds(infos, split)
+    elif protocol == "temporal":
+        folds = temporal_folds(shards, infos, split, window)
+    else:
+        windows = paper_windows(shards, split)
+        everything = _whole(infos, list(range(len(infos))))
+        folds = [{"fold": 0, "train": everything, "val": everything, "test": everything}]
+    document = {
+        "protocol": protocol,
+        "seed": split["seed"],
+        "n_folds": len(folds),
+        "leaky": protocol == "paper",
+        "window": window,
+        "shards": [shard.name for shard in shards],
+        "folds": folds,
+    }
+    return document, windows
+
+
+def write_splits(path: Path, document: dict, windows: dict[str, np.ndarray]) -> None:
+    """The split JSON and, where there are sampled windows, the .windows.npz beside it."""
+    if windows:
+        with atomic_path(windows_path(path)) as tmp, tmp.open("wb") as handle:
+            np.savez(handle, **windows)
+    write_json(path, document)
+
+
+def windows_path(split_path: Path) -> Path:
+    return split_path.with_name(split_path.stem + ".windows.npz")
+
+
+def split_to_file(shard_paths: Sequence[Path], out: Path, config: dict) -> dict:
+    """Make the configured protocol's folds from the shards and write them to `out`."""
+    document, windows = make_splits(shard_paths, config["split"], config["window"])
+    write_splits(out, document, windows)
+    return {"protocol": document["protocol"], "n_folds": document["n_folds"]}

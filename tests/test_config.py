@@ -1,0 +1,169 @@
+"""Configuration: defaults, refusals naming the key or file, layering, config.yaml == schema."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ecg2abp.config import load_config, load_schema, read_yaml, validate_config
+from ecg2abp.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_YAML = REPO / "config" / "config.yaml"
+
+
+def declared(schema: dict, prefix: str = "") -> dict[str, object]:
+    """Dotted key → default, for every key the schema declares (nested objects walked into)."""
+    found = {}
+    for key, sub in schema.get("properties", {}).items():
+        if "properties" in sub:
+            found.update(declared(sub, f"{prefix}{key}."))
+        else:
+            found[f"{prefix}{key}"] = sub.get("default")
+    return found
+
+
+def lookup(config: dict, dotted: str):
+    for part in dotted.split("."):
+        config = config[part]
+    return config
+
+
+def contains(actual, expected) -> bool:
+    """Whether every key and value of `expected` is in `actual` (nested)."""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(
+            key in actual and contains(actual[key], value) for key, value in expected.items()
+        )
+    return actual == expected
+
+
+def test_an_empty_config_gets_every_default():
+    config = validate_config({})
+    for key, default in declared(load_schema()).items():
+        assert contains(lookup(config, key), default), key
+    assert config["window"] == 88 and config["split"]["protocol"] == "record"  # the issue's
+
+
+def test_defaults_are_filled_inside_user_named_entries():
+    schema = load_schema()
+    if "variants" not in schema["properties"]:
+        pytest.skip("no open-ended mapping in the schema")
+    entry_schema = schema["properties"]["variants"]["additionalProperties"]["properties"]
+    config = validate_config({"variants": {"mine": {"model": "ridge"}}})
+    assert config["variants"] == {
+        "mine": {
+            "model": "ridge",
+            **{k: v["default"] for k, v in entry_schema.items() if "default" in v},
+        }
+    }
+
+
+def test_given_values_are_kept_and_their_neighbours_filled():
+    given = {"window": 64, "split": {"folds": 3}}
+    config = validate_config(given)
+    assert config["window"] == 64 and config["split"]["folds"] == 3
+    assert config["split"]["seed"] == declared(load_schema())["split.seed"]
+    assert given == {"window": 64, "split": {"folds": 3}}  # the input is not changed
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ({"windw": 88}, ["windw"]),
+        ({"split": {"protocl": "part"}}, ["protocl", "split"]),
+        ({"cleaning": {"abp_minimum": 10}}, ["abp_minimum", "cleaning"]),
+        ({"synthetic": {"part": 2}}, ["part", "synthetic"]),
+    ],
+)
+def test_an_unknown_key_is_an_input_error_naming_it(config, named):
+    with pytest.raises(InputError) as caught:
+        validate_config(config)
+    message = str(caught.value)
+    assert "\n" not in message and "unknown" in message
+    assert all(word in message for word in named)
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"window": 2}, "window"),
+        ({"stride": 0}, "stride"),
+        ({"threads": "two"}, "threads"),
+        ({"normalisation": "l2"}, "normalisation"),
+        ({"experiment": "../escape"}, "experiment"),
+        ({"split": {"folds": 0}}, "split.folds"),
+        ({"split": {"val_fraction": 1.0}}, "split.val_fraction"),
+        ({"split": {"protocol": "random"}}, "split.protocol"),
+        ({"split": {"temporal_fractions": [0.5, 0.5]}}, "split.temporal_fractions"),
+        ({"cleaning": {"bandpass_hz": [0.5]}}, "cleaning.bandpass_hz"),
+        ({"cleaning": {"bandpass_order": 9}}, "cleaning.bandpass_order"),
+        ({"synthetic": {"layout": "csv"}}, "synthetic.layout"),
+    ],
+)
+def test_an_out_of_range_value_is_an_input_error_naming_the_key(config, key):
+    with pytest.raises(InputError, match=rf"key {key}\b") as caught:
+        validate_config(config)
+    assert "\n" not in str(caught.value)
+
+
+def test_config_yaml_validates_to_the_schema_defaults():
+    assert load_config(CONFIG_YAML) == validate_config({})
+
+
+def test_config_yaml_restates_every_key_of_the_schema():
+    raw = read_yaml(CONFIG_YAML)
+    missing = []
+    for key in declared(load_schema()):
+        try:
+            lookup(raw, key)
+        except KeyError:
+            missing.append(key)
+    assert missing == [], f"config/config.yaml does not restate {missing}"
+
+
+def test_the_workflow_schema_is_the_package_schema():
+    workflow_schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    assert yaml.safe_load(workflow_schema.read_text()) == load_schema()
+
+
+def test_later_files_win_and_nested_mappings_merge(tmp_path):
+    base, mine = tmp_path / "base.yaml", tmp_path / "mine.yaml"
+    base.write_text("window: 64\nsplit:\n  folds: 3\n  seed: 1\n")
+    mine.write_text("split:\n  seed: 2\nexperiment: mine\n")
+    config = load_config(base, mine)
+    assert config["window"] == 64 and config["experiment"] == "mine"
+    assert config["split"]["folds"] == 3 and config["split"]["seed"] == 2
+    assert config["split"]["protocol"] == "record"  # still filled from the schema
+    assert load_config(mine, base)["split"]["seed"] == 1
+
+
+def test_an_unknown_key_in_a_layered_file_is_refused(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("split:\n  fold: 3\n")
+    with pytest.raises(InputError, match="fold"):
+        load_config(CONFIG_YAML, path)
+
+
+def test_an_empty_file_adds_nothing(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("# nothing here\n")
+    assert load_config(path) == validate_config({})
+
+
+@pytest.mark.parametrize(
+    "content",
+    [None, "split: [unclosed\n", "- a\n- list\n", b"window: \xff\xfe\n", "directory"],
+    ids=["missing", "bad-yaml", "not-a-mapping", "not-utf8", "a-directory"],
+)
+def test_an_unreadable_config_file_is_an_input_error_naming_it(tmp_path, content):
+    path = tmp_path / "broken.yaml"
+    if content == "directory":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(InputError, match=r"broken\.yaml") as caught:
+        load_config(path)
+    assert "\n" not in str(caught.value)

@@ -1,0 +1,381 @@
+"""Readers: format detection by content, the Kaggle / UCI / WFDB layouts, bad input."""
+
+import tracemalloc
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io
+import wfdb
+
+from ecg2abp import readers
+from ecg2abp.errors import InputError
+from ecg2abp.readers import Record, detect_format, iter_records
+
+REAL_PART = Path(__file__).resolve().parents[2] / "shared" / "data" / "mimic2_3975656_0013.mat"
+
+
+def known_matrix(n: int, offset: float = 0.0) -> np.ndarray:
+    """A 3×N [PPG, ABP, ECG] matrix whose rows are told apart by their values."""
+    ramp = np.arange(n, dtype=np.float64) + offset
+    return np.stack([ramp / 1000.0, 100.0 + ramp, -ramp])
+
+
+def write_kaggle(path: Path, matrices: list, variable: str = "p") -> Path:
+    cell = np.empty((1, len(matrices)), dtype=object)
+    for index, matrix in enumerate(matrices):
+        cell[0, index] = matrix
+    scipy.io.savemat(path, {variable: cell})
+    return path
+
+
+def write_uci(path: Path, stored: list, variable: str | None = None, shape=None) -> Path:
+    """A MATLAB v7.3 file: `stored` arrays go in `#refs#` as given (MATLAB keeps them N×3)."""
+    with h5py.File(path, "w", userblock_size=512) as file:
+        refs = file.create_group("#refs#")
+        references = [refs.create_dataset(f"r{i}", data=a).ref for i, a in enumerate(stored)]
+        cell = np.array(references, dtype=h5py.ref_dtype).reshape(shape or (-1, 1))
+        file.create_dataset(variable or path.stem, data=cell)
+    with path.open("r+b") as raw:
+        raw.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64".ljust(116))
+    return path
+
+
+def message_of(path: Path, **options) -> str:
+    """The InputError message reading `path` gives (it must be one line)."""
+    with pytest.raises(InputError) as caught:
+        list(iter_records(path, **options))
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+# --- detection ------------------------------------------------------------------------------------
+
+
+def test_detect_format_uses_content_not_name(tmp_path):
+    kaggle = write_kaggle(tmp_path / "k.mat", [known_matrix(10)])
+    uci = write_uci(tmp_path / "u.mat", [known_matrix(10).T])
+    assert detect_format(kaggle) == "kaggle"
+    assert detect_format(uci) == "uci"
+    assert detect_format(kaggle.rename(tmp_path / "k.bin")) == "kaggle"
+    assert detect_format(uci.rename(tmp_path / "u.bin")) == "uci"
+    assert detect_format(tmp_path) == "wfdb"
+    (tmp_path / "rec.hea").write_text("rec 0 125 0\n")
+    assert detect_format(tmp_path / "rec.hea") == "wfdb"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"p = [1 2 3]\nnot a mat file\n", np.random.default_rng(0).bytes(4096), b""],
+    ids=["text", "random", "empty"],
+)
+def test_not_a_matlab_file(tmp_path, content):
+    path = tmp_path / "part_1.mat"
+    path.write_bytes(content)
+    assert message_of(path) == f"{path}: not a MATLAB or WFDB file"
+
+
+def test_plain_hdf5_without_user_block_is_not_matlab(tmp_path):
+    path = tmp_path / "Part_1.mat"
+    with h5py.File(path, "w") as file:
+        file["Part_1"] = np.zeros(3)
+    assert "not a MATLAB or WFDB file" in message_of(path)
+
+
+def test_missing_path(tmp_path):
+    path = tmp_path / "nowhere" / "part_1.mat"
+    assert message_of(path) == f"{path}: does not exist"
+
+
+def test_bad_target_rate(tmp_path):
+    path = write_kaggle(tmp_path / "part_1.mat", [known_matrix(10)])
+    for rate in (0.0, -125.0, float("nan")):
+        assert "target_fs" in message_of(path, target_fs=rate)
+
+
+# --- Kaggle layout --------------------------------------------------------------------------------
+
+
+def test_kaggle_rows_ids_and_types(tmp_path):
+    matrices = [known_matrix(50), known_matrix(7, offset=1e4), known_matrix(30).astype(np.float32)]
+    path = write_kaggle(tmp_path / "part_7.mat", matrices)
+    records = list(iter_records(path))
+    assert [r.record_id for r in records] == ["part_7/0000", "part_7/0001", "part_7/0002"]
+    for record, matrix in zip(records, matrices, strict=True):
+        assert isinstance(record, Record)
+        assert record.fs == 125.0
+        for signal, row in ((record.ppg, 0), (record.abp, 1), (record.ecg, 2)):
+            assert signal.dtype == np.float64 and signal.ndim == 1
+            assert signal.flags["C_CONTIGUOUS"]
+            np.testing.assert_array_equal(signal, matrix[row])
+
+
+def test_real_mimic_part():
+    records = list(iter_records(REAL_PART))
+    assert len(records) == 1
+    record = records[0]
+    assert record.record_id == "mimic2_3975656_0013/0000"
+    assert record.ecg.shape == record.abp.shape == record.ppg.shape == (18075,)
+    assert np.isnan(record.ppg).all()
+    assert 60.0 < np.nanmedian(record.abp[2000:15000]) < 200.0
+
+
+def test_kaggle_file_is_loaded_once(tmp_path, monkeypatch):
+    path = write_kaggle(tmp_path / "part_1.mat", [known_matrix(20) for _ in range(5)])
+    calls = []
+    original = scipy.io.loadmat
+
+    def counting_loadmat(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(readers.scipy.io, "loadmat", counting_loadmat)
+    assert len(list(iter_records(path))) == 5
+    assert len(calls) == 1
+
+
+def test_kaggle_reader_lets_go_of_handed_out_records(tmp_path):
+    n_records, n_samples = 16, 40_000
+    path = write_kaggle(tmp_path / "part_1.mat", [known_matrix(n_samples)] * n_records)
+    part_bytes = n_records * 3 * n_samples * 8
+    tracemalloc.start()
+    try:
+        records = iter_records(path)
+        for _ in range(3 * n_records // 4):
+            next(records)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 0.5 * part_bytes
+
+
+def test_kaggle_missing_variable_lists_what_is_there(tmp_path):
+    path = write_kaggle(tmp_path / "part_1.mat", [known_matrix(5)], variable="signals")
+    assert message_of(path) == f"{path}: no variable 'p' (found: signals)"
+
+
+@pytest.mark.parametrize(
+    ("bad", "shown"),
+    [(np.zeros((2, 40)), "2×40"), (np.arange(40.0), "1×40"), (np.array(["abc"]), "<U3")],
+    ids=["two-rows", "one-dimensional", "text"],
+)
+def test_kaggle_record_of_wrong_shape_names_the_record(tmp_path, bad, shown):
+    path = write_kaggle(tmp_path / "part_2.mat", [known_matrix(5), known_matrix(5), bad])
+    message = message_of(path)
+    assert message.startswith(f"{path}: record part_2/0002: expected a numeric 3×N matrix")
+    assert shown in message
+
+
+def test_kaggle_empty_part(tmp_path):
+    path = tmp_path / "part_1.mat"
+    scipy.io.savemat(path, {"p": np.empty((1, 0), dtype=object)})
+    assert message_of(path) == f"{path}: variable 'p' holds no records"
+
+
+def test_kaggle_variable_not_a_cell(tmp_path):
+    path = tmp_path / "part_1.mat"
+    scipy.io.savemat(path, {"p": known_matrix(5)})
+    assert "is not a cell array" in message_of(path)
+
+
+def test_truncated_kaggle_file(tmp_path):
+    path = write_kaggle(tmp_path / "part_1.mat", [known_matrix(2000) for _ in range(4)])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert message_of(path).startswith(f"{path}: cannot read MATLAB file (")
+
+
+def test_kaggle_at_another_rate(tmp_path):
+    t = np.arange(1250) / 125.0
+    slow = np.sin(2 * np.pi * 1.0 * t)
+    path = write_kaggle(tmp_path / "part_1.mat", [np.stack([slow, 100 + 20 * slow, slow])])
+    (record,) = iter_records(path, target_fs=250.0)
+    assert record.fs == 250.0
+    assert record.abp.size == record.ecg.size == record.ppg.size == 2500
+    expected = 100 + 20 * np.sin(2 * np.pi * 1.0 * np.arange(2500) / 250.0)
+    np.testing.assert_allclose(record.abp[100:-100], expected[100:-100], atol=0.2)
+
+
+# --- UCI layout -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(-1, 1), (1, -1)], ids=["Rx1", "1xR"])
+def test_uci_records_are_transposed_back(tmp_path, shape):
+    matrices = [known_matrix(40), known_matrix(3, offset=500.0)]
+    path = write_uci(tmp_path / "Part_2.mat", [m.T for m in matrices], shape=shape)
+    records = list(iter_records(path))
+    assert [r.record_id for r in records] == ["Part_2/0000", "Part_2/0001"]
+    for record, matrix in zip(records, matrices, strict=True):
+        assert record.fs == 125.0
+        np.testing.assert_array_equal(record.ppg, matrix[0])
+        np.testing.assert_array_equal(record.abp, matrix[1])
+        np.testing.assert_array_equal(record.ecg, matrix[2])
+
+
+def test_uci_reads_lazily_and_names_a_bad_record(tmp_path):
+    stored = [known_matrix(40).T, known_matrix(40).T, np.zeros((40, 2))]
+    path = write_uci(tmp_path / "Part_1.mat", stored)
+    records = iter_records(path)
+    assert next(records).record_id == "Part_1/0000"
+    assert next(records).record_id == "Part_1/0001"
+    with pytest.raises(InputError) as caught:
+        next(records)
+    assert str(caught.value) == (
+        f"{path}: record Part_1/0002: expected a numeric 3×N matrix, got 2×40 float64"
+    )
+
+
+def test_uci_renamed_file_uses_its_only_variable(tmp_path):
+    path = write_uci(tmp_path / "my_copy.mat", [known_matrix(10).T], variable="Part_3")
+    (record,) = iter_records(path)
+    assert record.record_id == "my_copy/0000"
+    np.testing.assert_array_equal(record.abp, known_matrix(10)[1])
+
+
+def test_uci_ambiguous_variables(tmp_path):
+    path = write_uci(tmp_path / "my_copy.mat", [known_matrix(10).T], variable="Part_3")
+    with h5py.File(path, "a") as file:
+        file["other"] = np.zeros(3)
+    assert message_of(path) == f"{path}: no variable 'my_copy' (found: Part_3, other)"
+
+
+def test_uci_empty_cell_as_matlab_writes_it(tmp_path):
+    path = tmp_path / "Part_1.mat"
+    with h5py.File(path, "w", userblock_size=512) as file:
+        empty = file.create_dataset("Part_1", data=np.array([0, 0], dtype=np.uint64))
+        empty.attrs["MATLAB_class"] = np.bytes_("cell")
+        empty.attrs["MATLAB_empty"] = np.uint8(1)
+    assert message_of(path) == f"{path}: variable 'Part_1' holds no records"
+
+
+def test_uci_zero_records(tmp_path):
+    path = write_uci(tmp_path / "Part_1.mat", [], shape=(0, 1))
+    assert message_of(path) == f"{path}: variable 'Part_1' holds no records"
+
+
+def test_uci_variable_not_a_cell(tmp_path):
+    path = tmp_path / "Part_1.mat"
+    with h5py.File(path, "w", userblock_size=512) as file:
+        file["Part_1"] = known_matrix(10).T
+    assert message_of(path) == f"{path}: variable 'Part_1' is not a cell array of records"
+
+
+def test_truncated_uci_file(tmp_path):
+    path = write_uci(tmp_path / "Part_1.mat", [known_matrix(5000).T for _ in range(4)])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert message_of(path).startswith(f"{path}")
+    assert "cannot read" in message_of(path)
+
+
+# --- WFDB -----------------------------------------------------------------------------------------
+
+
+def slow_wave(n: int, fs: float, hz: float = 1.5) -> np.ndarray:
+    return np.sin(2 * np.pi * hz * np.arange(n) / fs)
+
+
+def write_wfdb(folder: Path, name: str, fs: float, channels: dict[str, np.ndarray]) -> None:
+    folder.mkdir(exist_ok=True)
+    wfdb.wrsamp(
+        name,
+        fs=fs,
+        units=["mV"] * len(channels),
+        sig_name=list(channels),
+        p_signal=np.column_stack(list(channels.values())),
+        fmt=["16"] * len(channels),
+        write_dir=str(folder),
+    )
+
+
+def test_wfdb_folder_reads_every_record_by_name(tmp_path):
+    folder = tmp_path / "s00001"
+    wave = slow_wave(1000, 125.0)
+    write_wfdb(folder, "rec_b", 125.0, {"II": wave, "ABP": 90 + 30 * wave, "PLETH": 1 + wave})
+    write_wfdb(folder, "rec_a", 125.0, {"abp": 80 + 10 * wave, "ii": -wave})
+    records = list(iter_records(folder))
+    assert [r.record_id for r in records] == ["s00001/rec_a", "s00001/rec_b"]
+    rec_a, rec_b = records
+    np.testing.assert_allclose(rec_b.ecg, wave, atol=1e-3)
+    np.testing.assert_allclose(rec_b.abp, 90 + 30 * wave, atol=1e-2)
+    np.testing.assert_allclose(rec_b.ppg, 1 + wave, atol=1e-3)
+    np.testing.assert_allclose(rec_a.ecg, -wave, atol=1e-3)
+    assert rec_a.ppg.shape == (1000,) and np.isnan(rec_a.ppg).all()
+    (single,) = iter_records(folder / "rec_b.hea")
+    assert single.record_id == "s00001/rec_b"
+    np.testing.assert_array_equal(single.abp, rec_b.abp)
+
+
+def test_wfdb_lead_preference(tmp_path):
+    folder = tmp_path / "leads"
+    wave = slow_wave(500, 125.0)
+    write_wfdb(folder, "r", 125.0, {"V": 3 * wave, "I": 2 * wave, "ART": 100 + wave})
+    (default,) = iter_records(folder)
+    np.testing.assert_allclose(default.ecg, 2 * wave, atol=1e-3)
+    np.testing.assert_allclose(default.abp, 100 + wave, atol=1e-3)
+    (chosen,) = iter_records(folder, ecg_lead="v")
+    np.testing.assert_allclose(chosen.ecg, 3 * wave, atol=1e-3)
+
+
+def test_wfdb_missing_ecg_and_abp_are_nan(tmp_path):
+    folder = tmp_path / "pleth_only"
+    write_wfdb(folder, "r", 125.0, {"PLETH": slow_wave(300, 125.0), "RESP": slow_wave(300, 125.0)})
+    (record,) = iter_records(folder)
+    assert record.ecg.shape == record.abp.shape == (300,)
+    assert np.isnan(record.ecg).all() and np.isnan(record.abp).all()
+    assert not np.isnan(record.ppg).any()
+
+
+def test_wfdb_record_at_another_rate(tmp_path):
+    folder = tmp_path / "fast"
+    n = 2000
+    write_wfdb(folder, "r", 250.0, {"II": slow_wave(n, 250.0), "ABP": 90 + slow_wave(n, 250.0)})
+    (record,) = iter_records(folder)
+    assert record.fs == 125.0
+    assert record.ecg.shape == record.abp.shape == record.ppg.shape == (1000,)
+    np.testing.assert_allclose(record.ecg[50:-50], slow_wave(1000, 125.0)[50:-50], atol=0.01)
+
+
+def test_wfdb_multi_frequency_record(tmp_path):
+    folder = tmp_path / "multi_freq"
+    folder.mkdir()
+    frames = 1000
+    ecg_fast = slow_wave(2 * frames, 250.0)
+    abp = 90 + 20 * slow_wave(frames, 125.0)
+    wfdb.wrsamp(
+        "mf",
+        fs=125,
+        units=["mV", "mmHg"],
+        sig_name=["II", "ABP"],
+        e_p_signal=[ecg_fast, abp],
+        samps_per_frame=[2, 1],
+        fmt=["16", "16"],
+        write_dir=str(folder),
+    )
+    (record,) = iter_records(folder)
+    assert record.ecg.shape == record.abp.shape == (frames,)
+    np.testing.assert_allclose(record.ecg[50:-50], slow_wave(frames, 125.0)[50:-50], atol=0.01)
+    np.testing.assert_allclose(record.abp, abp, atol=1e-2)
+
+
+def test_wfdb_segments_of_a_multi_segment_record_are_not_read_twice(tmp_path):
+    folder = tmp_path / "s00002"
+    wave = slow_wave(600, 125.0)
+    write_wfdb(folder, "seg_0001", 125.0, {"II": wave[:400], "ABP": 90 + wave[:400]})
+    write_wfdb(folder, "seg_0002", 125.0, {"II": wave[400:], "ABP": 90 + wave[400:]})
+    (folder / "whole.hea").write_text("whole/2 2 125 600\nseg_0001 400\nseg_0002 200\n")
+    records = list(iter_records(folder))
+    assert [r.record_id for r in records] == ["s00002/whole"]
+    np.testing.assert_allclose(records[0].ecg, wave, atol=1e-3)
+
+
+def test_wfdb_bad_input(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert message_of(empty) == f"{empty}: folder holds no WFDB records (*.hea)"
+    folder = tmp_path / "broken"
+    write_wfdb(folder, "r", 125.0, {"II": slow_wave(100, 125.0)})
+    (folder / "r.dat").unlink()
+    assert message_of(folder).startswith(f"{folder / 'r.hea'}: record broken/r: cannot read")

@@ -1,0 +1,28 @@
+# Data stage: synthetic parts when no data_dir is configured, then one ingest job per part.
+
+
+rule synth:
+    output:
+        expand(f"{RESULTS}/synthetic/{{part}}.mat", part=PARTS),
+    log:
+        f"{LOGS}/synth.log",
+    params:
+        synthetic=config["synthetic"],
+    threads: 1
+    script:
+        "../scripts/synth.py"
+
+
+rule ingest:
+    input:
+        part=raw_part,
+    output:
+        shard=f"{RESULTS}/shards/{{part}}.h5",
+        report=f"{RESULTS}/clean/{{part}}.parquet",
+    log:
+        f"{LOGS}/ingest/{{part}}.log",
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, input: max(2000, int(3 * input.size_mb)),
+    script:
+        "../scripts/ingest.py"

@@ -1,0 +1,30 @@
+# One evaluation job per variant × fold, then every fold's metrics pooled into one table.
+
+
+rule evaluate:
+    input:
+        model=f"{RESULTS}/models/{{variant}}/fold_{{fold}}/model.pt",
+        split=f"{RESULTS}/splits/{PROTOCOL}.json",
+        shards=shard_files(),
+    output:
+        predictions=f"{RESULTS}/eval/{{variant}}/fold_{{fold}}/predictions.parquet",
+        metrics=f"{RESULTS}/eval/{{variant}}/fold_{{fold}}/metrics.json",
+    log:
+        f"{LOGS}/evaluate/{{variant}}/fold_{{fold}}.log",
+    threads: config["threads"]
+    resources:
+        gpu=lambda wildcards: gpus_for(wildcards.variant),
+    script:
+        "../scripts/evaluate.py"
+
+
+rule pool:
+    input:
+        metrics=lambda wildcards: fold_metrics(),
+    output:
+        table=f"{RESULTS}/metrics.parquet",
+        summary=f"{RESULTS}/summary.md",
+    log:
+        f"{LOGS}/pool.log",
+    script:
+        "../scripts/pool.py"

@@ -1,0 +1,16 @@
+# Folds, written once: results/{experiment}/splits/{protocol}.json (+ .windows.npz for paper).
+
+
+checkpoint split:
+    input:
+        shards=shard_files(),
+    output:
+        split=f"{RESULTS}/splits/{PROTOCOL}.json",
+        windows=(
+            [f"{RESULTS}/splits/{PROTOCOL}.windows.npz"] if PROTOCOL == "paper" else []
+        ),
+    log:
+        f"{LOGS}/split/{PROTOCOL}.log",
+    threads: 1
+    script:
+        "../scripts/split.py"

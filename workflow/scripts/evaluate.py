@@ -1,0 +1,15 @@
+from pathlib import Path
+
+from ecg2abp.evaluate import evaluate_variant
+from ecg2abp.logs import run_step
+
+run_step(
+    snakemake.log[0],
+    evaluate_variant,
+    Path(snakemake.input.model),
+    Path(snakemake.input.split),
+    [Path(p) for p in snakemake.input.shards],
+    int(snakemake.wildcards.fold),
+    Path(snakemake.output.metrics).parent,
+    snakemake.config,
+)

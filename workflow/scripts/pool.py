@@ -1,0 +1,12 @@
+from pathlib import Path
+
+from ecg2abp.logs import run_step
+from ecg2abp.pooling import pool_metrics
+
+run_step(
+    snakemake.log[0],
+    pool_metrics,
+    [Path(p) for p in snakemake.input.metrics],
+    Path(snakemake.output.table),
+    Path(snakemake.output.summary),
+)

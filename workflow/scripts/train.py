@@ -1,0 +1,15 @@
+from pathlib import Path
+
+from ecg2abp.logs import run_step
+from ecg2abp.train import train_variant
+
+run_step(
+    snakemake.log[0],
+    train_variant,
+    snakemake.wildcards.variant,
+    snakemake.config,
+    Path(snakemake.input.split),
+    [Path(p) for p in snakemake.input.shards],
+    int(snakemake.wildcards.fold),
+    Path(snakemake.output.model).parent,
+)
