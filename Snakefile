@@ -1,11 +1,15 @@
 # ecg2abp: raw part*.mat files → cleaned HDF5 shards → folds → one training job per
 # variant × fold → per-fold metrics. Configuration: config/config.yaml (every key commented).
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("8.20")
 
 
-configfile: "config/config.yaml"
+# The defaults, found beside this Snakefile whatever the working directory (--directory);
+# layer your own with --configfile.
+configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 
 include: "workflow/rules/common.smk"

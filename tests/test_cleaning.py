@@ -412,3 +412,14 @@ def test_bandpass_off_is_identity_in_float32():
 def test_band_above_nyquist_is_refused():
     with pytest.raises(InputError, match="bandpass_hz"):
         filter_ecg_segment(np.zeros(10), 60.0, CleaningSettings(bandpass_hz=(0.5, 40.0)))
+
+
+@pytest.mark.parametrize("n_samples", [30, 60, 100, 180])
+def test_records_shorter_than_the_beat_check_span_are_counted_not_crashed(n_samples):
+    """A record of fewer blocks than the ~1.5 s beat span once broke the beat check."""
+    t = np.arange(n_samples) / 125.0
+    abp = 90 + 30 * np.sin(2 * np.pi * 1.2 * t)
+    ecg = np.sin(2 * np.pi * 1.2 * t)
+    result = clean_record(ecg, abp, 125.0, CleaningSettings())
+    assert result.segments == []
+    assert sum(result.removed.values()) == n_samples

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d, minimum_filter1d
+from scipy.ndimage import convolve1d, maximum_filter1d, minimum_filter1d
 from scipy.signal import butter, sosfilt
 
 from ecg2abp.errors import InputError
@@ -293,7 +293,7 @@ def _beat_implausible(
     dbp = minimum_filter1d(low, BEAT_BLOCKS, mode="constant", cval=np.inf)
     with np.errstate(invalid="ignore"):  # blocks with no free samples around: -inf - inf
         pp = sbp - dbp
-    free_around = np.convolve(count, np.ones(BEAT_BLOCKS, np.intp), mode="same")
+    free_around = convolve1d(count, np.ones(BEAT_BLOCKS, np.intp), mode="constant")
     bad = (
         (sbp < s.sbp_min)
         | (sbp > s.sbp_max)

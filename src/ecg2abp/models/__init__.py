@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
+from inspect import Parameter, signature
 from typing import Any
 
 from ecg2abp.errors import InputError
@@ -96,4 +97,11 @@ def build(name: str, *, window: int = 88, width: float = 1.0, **options: Any) ->
     """Build model `name` for windows of `window` samples at `width` × the paper's widths."""
     module_name, function_name = spec(name).builder.split(":")
     builder: Callable[..., Any] = getattr(import_module(module_name), function_name)
+    parameters = signature(builder).parameters.values()
+    checks_itself = any(p.kind is Parameter.VAR_KEYWORD for p in parameters)
+    accepted = {p.name for p in parameters} - {"window", "width"}
+    unknown = sorted(set(options) - accepted)
+    if unknown and not checks_itself:
+        allowed = ", ".join(sorted(accepted)) or "none"
+        raise InputError(f"model {name!r}: unknown option {unknown[0]!r} (options: {allowed})")
     return builder(window=window, width=width, **options)

@@ -1,0 +1,111 @@
+"""Ingest: one part in, one shard and one cleaning report out, nothing lost uncounted."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecg2abp import cleaning
+from ecg2abp.config import validate_config
+from ecg2abp.errors import InputError
+from ecg2abp.ingest import discover_parts, ingest_part
+from ecg2abp.readers import iter_records
+from ecg2abp.shards import open_shard
+from ecg2abp.synth import write_synthetic
+
+REAL_PART = Path(__file__).resolve().parents[2] / "shared" / "data" / "mimic2_3975656_0013.mat"
+
+
+@pytest.fixture(scope="module")
+def synthetic_part(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("raw")
+    return write_synthetic(out, parts=1, records_per_part=12, seed=3, max_seconds=20.0)[0]
+
+
+def ingest(part: Path, tmp_path: Path, **overrides) -> tuple[dict, Path, Path]:
+    config = validate_config(overrides)
+    shard, report = tmp_path / "part.h5", tmp_path / "part.parquet"
+    return ingest_part(part, shard, report, config), shard, report
+
+
+def test_every_sample_is_kept_or_counted(synthetic_part, tmp_path):
+    summary, shard_path, report_path = ingest(synthetic_part, tmp_path)
+    report = pd.read_parquet(report_path)
+    records = report[report["level"] == "record"]
+    removed = records[[f"removed_{r}" for r in cleaning.REASONS]].sum(axis=1)
+    assert (records["kept_samples"] + removed == records["n_samples"]).all()
+    lengths = [len(r.ecg) for r in iter_records(synthetic_part)]
+    assert records["n_samples"].tolist() == lengths
+    part_row = report[report["level"] == "part"].iloc[0]
+    numeric = records.drop(columns=["level", "record_id"]).sum()
+    assert (part_row[numeric.index] == numeric).all()
+    assert removed.sum() > 0  # the synthetic part carries artefacts
+    shard = open_shard(shard_path)
+    assert len(shard.ecg) == part_row["kept_samples"] == summary["kept_samples"]
+    assert len(shard.windows) == part_row["n_windows"] == summary["windows"]
+
+
+def test_shard_holds_the_kept_samples_of_each_record(synthetic_part, tmp_path):
+    _, shard_path, _ = ingest(synthetic_part, tmp_path, cleaning={"bandpass_hz": None})
+    shard = open_shard(shard_path)
+    settings = cleaning.settings_from_config({"bandpass_hz": None})
+    by_id = {r.record_id: r for r in iter_records(synthetic_part)}
+    assert shard.records == list(by_id)
+    for record_index, start, stop, source in shard.segments:
+        record = by_id[shard.records[record_index]]
+        kept = cleaning.clean_record(record.ecg, record.abp, record.fs, settings).segments
+        assert (source, source + stop - start) in kept
+        original = slice(source, source + stop - start)
+        np.testing.assert_array_equal(shard.abp[start:stop], record.abp[original].astype(np.float32))
+        np.testing.assert_array_equal(shard.ecg[start:stop], record.ecg[original].astype(np.float32))
+
+
+def test_bandpass_is_causal_per_segment(synthetic_part, tmp_path):
+    _, shard_path, _ = ingest(synthetic_part, tmp_path)
+    shard = open_shard(shard_path)
+    by_id = {r.record_id: r for r in iter_records(synthetic_part)}
+    settings = cleaning.settings_from_config({})
+    _, start, stop, source = shard.segments[0]
+    record = by_id[shard.records[shard.segments[0, 0]]]
+    expected = cleaning.filter_ecg_segment(record.ecg[source : source + stop - start], 125.0, settings)
+    np.testing.assert_allclose(shard.ecg[start:stop], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_real_record_keeps_its_clean_beats(tmp_path):
+    summary, shard_path, report_path = ingest(REAL_PART, tmp_path)
+    report = pd.read_parquet(report_path)
+    row = report[report["level"] == "record"].iloc[0]
+    assert row["record_id"] == "mimic2_3975656_0013/0000"
+    assert 90 * 125 <= row["kept_samples"] <= 115 * 125
+    assert row["removed_abp_clipped"] > 0 and row["removed_abp_flat"] > 0
+    shard = open_shard(shard_path)
+    assert np.isnan(shard.ppg).all()  # no pleth in this record, and that rejects nothing
+    assert 40 < shard.abp.min() and shard.abp.max() < 250
+
+
+def test_short_records_are_counted_not_errors(tmp_path):
+    part = write_synthetic(tmp_path, parts=1, records_per_part=24, seed=0, max_seconds=12.0)[0]
+    _, _, report_path = ingest(part, tmp_path)
+    records = pd.read_parquet(report_path).query("level == 'record'")
+    short = records[records["n_samples"] < 88]
+    assert len(short) >= 1
+    assert (short["removed_short_segment"] + short["removed_nonfinite"] == short["n_samples"]).all()
+
+
+def test_outputs_are_not_left_behind_on_bad_input(tmp_path):
+    bad = tmp_path / "part_9.mat"
+    bad.write_bytes(b"MATLAB 5.0 MAT-file" + b"\x00" * 50)
+    with pytest.raises(InputError, match="part_9.mat"):
+        ingest(bad, tmp_path)
+    assert not list(tmp_path.glob("part.*")) and not list(tmp_path.glob(".part*"))
+
+
+def test_discover_parts(tmp_path):
+    with pytest.raises(InputError, match="no such folder"):
+        discover_parts(tmp_path / "absent", "[Pp]art_*.mat")
+    with pytest.raises(InputError, match="no part files"):
+        discover_parts(tmp_path, "[Pp]art_*.mat")
+    for name in ("part_2.mat", "part_10.mat", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert set(discover_parts(tmp_path, "[Pp]art_*.mat")) == {"part_2", "part_10"}
