@@ -1,0 +1,278 @@
+"""Evaluation of one trained variant on its fold's test data: predictions and clinical metrics."""
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ecg2abp import models
+from ecg2abp.atomic import atomic_path, write_json
+from ecg2abp.errors import InputError
+from ecg2abp.folds import FoldData, load_fold
+from ecg2abp.metrics import LEVELS, ErrorAccumulator, LevelMetrics
+from ecg2abp.sampler import NormStats, side_ranges
+from ecg2abp.train import resolve_device
+
+log = logging.getLogger("ecg2abp.evaluate")
+PREDICTION_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("sample", pa.int64()),
+        ("abp_true", pa.float32()),
+        ("abp_pred", pa.float32()),
+    ]
+)
+ROWS_PER_GROUP = 1 << 20
+
+
+class Predictor:
+    """A trained model file turned into ABP (mmHg) for normalised ECG windows of one record."""
+
+    def __init__(self, model_path: Path, device: torch.device) -> None:
+        self.path = Path(model_path)
+        self.meta = torch.load(self.path, map_location="cpu", weights_only=True)
+        self.stats = NormStats.from_dict(self.meta["stats"])
+        self.window = int(self.meta["window"])
+        self.kind = self.meta["kind"]
+        self.device = device
+        if self.kind == "deep":
+            self.model = models.build(
+                self.meta["model"],
+                window=self.window,
+                width=self.meta["width"],
+                **self.meta["options"],
+            )
+            self.model.load_state_dict(self.meta["state_dict"])
+            self.model.to(device).eval()
+        elif self.kind == "classical":
+            template = models.build(self.meta["model"], window=self.window, **self.meta["options"])
+            self.model = type(template).load(self.path.parent / self.meta["artefact"])
+
+    def normalise(self, ecg_windows: np.ndarray) -> np.ndarray:
+        s = self.stats
+        return (ecg_windows.astype(np.float32) - np.float32(s.ecg_center)) / np.float32(s.ecg_scale)
+
+    def predict(self, record_id: str, ecg_windows: np.ndarray, batch_size: int) -> np.ndarray:
+        """ABP at the last sample of each raw ECG window [n, window], in mmHg."""
+        n = len(ecg_windows)
+        if self.kind == "naive":
+            means = self.meta.get("record_means") or {}
+            return np.full(n, means.get(record_id, self.meta["train_abp_mean"]))
+        out = np.empty(n, dtype=np.float64)
+        try:
+            for first in range(0, n, batch_size):
+                x = self.normalise(ecg_windows[first : first + batch_size])
+                out[first : first + len(x)] = self._forward(x)
+        except InputError as error:  # e.g. a classical model refusing non-finite ECG
+            raise InputError(f"record {record_id}: {error}") from None
+        prediction = out * self.stats.abp_scale + self.stats.abp_center
+        if not np.all(np.isfinite(prediction)):
+            bad = int(np.count_nonzero(~np.isfinite(prediction)))
+            raise InputError(
+                f"record {record_id}: {self.meta['variant']} predicted {bad} non-finite values"
+            )
+        return prediction
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        if self.kind == "classical":
+            return self.model.predict(x)
+        bf16 = self.meta["precision"] == "bf16"
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16),
+        ):
+            tensor = torch.from_numpy(np.ascontiguousarray(x)).unsqueeze(1).to(self.device)
+            return self.model(tensor).float().cpu().numpy()
+
+
+@dataclass(frozen=True)
+class TestPiece:
+    """A contiguous stretch of kept samples of one test record."""
+
+    shard: int
+    record_id: str
+    start: int  # in the shard's arrays
+    stop: int
+    source_start: int  # first sample's index in the original record
+
+
+def test_pieces(fold: FoldData) -> Iterator[TestPiece]:
+    """Every kept stretch of the test side, in shard and record order."""
+    ranges = side_ranges(fold.side("test"))
+    for shard_index, shard in enumerate(fold.shards):
+        for record, start, stop, source in shard.segments:
+            record_id = shard.records[record]
+            if record_id not in ranges:
+                continue
+            low, high = ranges[record_id]
+            first = max(source, low)
+            last = min(source + stop - start, high)
+            if last > first:
+                yield TestPiece(
+                    shard_index,
+                    record_id,
+                    int(start + first - source),
+                    int(start + last - source),
+                    int(first),
+                )
+
+
+class PredictionWriter:
+    """Rows to a Parquet file in row groups, renamed into place when complete."""
+
+    def __init__(self, path: Path) -> None:
+        self._atomic = atomic_path(path)
+        self._tmp = self._atomic.__enter__()
+        self._writer = pq.ParquetWriter(self._tmp, PREDICTION_SCHEMA)
+        self._buffer: list[pa.Table] = []
+        self._buffered = 0
+
+    def add(self, record_id: str, sample: np.ndarray, true: np.ndarray, pred: np.ndarray) -> None:
+        table = pa.table(
+            {
+                "record_id": pa.array(np.full(len(sample), record_id, dtype=object), pa.string()),
+                "sample": pa.array(sample, pa.int64()),
+                "abp_true": pa.array(true.astype(np.float32)),
+                "abp_pred": pa.array(pred.astype(np.float32)),
+            },
+            schema=PREDICTION_SCHEMA,
+        )
+        self._buffer.append(table)
+        self._buffered += len(sample)
+        if self._buffered >= ROWS_PER_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self._writer.write_table(pa.concat_tables(self._buffer))
+        self._buffer, self._buffered = [], 0
+
+    def close(self, ok: bool) -> None:
+        if ok:
+            self._flush()
+        self._writer.close()
+        if ok:
+            self._atomic.__exit__(None, None, None)
+        else:
+            self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+def _score_records(
+    fold: FoldData, predictor: Predictor, writer: PredictionWriter, stride: int, batch: int
+) -> tuple[LevelMetrics, int]:
+    metrics = LevelMetrics(float(predictor.meta["fs"]))
+    records = set()
+    for piece in test_pieces(fold):
+        shard = fold.shards[piece.shard]
+        ecg = np.asarray(shard.ecg[piece.start : piece.stop])
+        true = np.asarray(shard.abp[piece.start : piece.stop], np.float64)
+        full = np.full(len(ecg), np.nan)  # a stretch shorter than a window: all unpredicted
+        records.add(piece.record_id)
+        if len(ecg) >= fold.window:
+            starts = np.arange(0, len(ecg) - fold.window + 1, stride)
+            windows = sliding_window_view(ecg, fold.window)[starts]
+            prediction = predictor.predict(piece.record_id, windows, batch)
+            ends = starts + fold.window - 1
+            full[ends] = prediction
+            writer.add(piece.record_id, piece.source_start + ends, true[ends], prediction)
+        metrics.update_segment(piece.record_id, true, full)
+    return metrics, len(records)
+
+
+def _score_sampled_windows(
+    fold: FoldData, predictor: Predictor, writer: PredictionWriter, batch: int
+) -> tuple[ErrorAccumulator, int]:
+    """The paper's test set: sampled windows, scored point-wise only."""
+    point = ErrorAccumulator()
+    records = set()
+    for shard, starts in zip(fold.shards, fold.starts["test"], strict=True):
+        if len(starts) == 0:
+            continue
+        row = np.searchsorted(shard.segments[:, 1], starts, side="right") - 1
+        for record in np.unique(shard.segments[row, 0]):
+            record_id = shard.records[record]
+            mine = starts[shard.segments[row, 0] == record]
+            windows = sliding_window_view(np.asarray(shard.ecg), fold.window)[mine]
+            prediction = predictor.predict(record_id, windows, batch)
+            true = np.asarray(shard.abp[mine + fold.window - 1], np.float64)
+            point.update(record_id, true, prediction)
+            segment = shard.segments[np.searchsorted(shard.segments[:, 1], mine, "right") - 1]
+            sample = segment[:, 3] + (mine - segment[:, 1]) + fold.window - 1
+            writer.add(record_id, sample, true, prediction)
+            records.add(record_id)
+    return point, len(records)
+
+
+def evaluate_variant(
+    model_path: Path,
+    split_path: Path,
+    shard_paths: Sequence[Path],
+    fold_index: int,
+    out_dir: Path,
+    config: dict,
+) -> dict:
+    """Predict every test window of the fold; write predictions.parquet and metrics.json."""
+    torch.set_num_threads(config["threads"])
+    device = resolve_device(config["train"]["device"])
+    predictor = Predictor(model_path, device)
+    fold = load_fold(
+        split_path, shard_paths, fold_index, normalisation=config["normalisation"], mapped=True
+    )
+    if fold.window != predictor.window:
+        raise InputError(
+            f"{model_path}: trained for window {predictor.window}, split has {fold.window}"
+        )
+    stride = config["evaluate"]["stride"]
+    batch = config["evaluate"]["batch_size"]
+    out_dir = Path(out_dir)
+    started = time.perf_counter()
+    writer = PredictionWriter(out_dir / "predictions.parquet")
+    ok = False
+    try:
+        if fold.protocol == "paper":
+            point, n_records = _score_sampled_windows(fold, predictor, writer, batch)
+            levels = {"point": point.result()}
+            levels |= {
+                level: {"applies": False, "why": "the paper protocol scores sampled windows only"}
+                for level in LEVELS[1:]
+            }
+            state = {"point": point.to_dict()}
+        else:
+            metrics, n_records = _score_records(fold, predictor, writer, stride, batch)
+            levels = metrics.result()
+            state = metrics.to_dict()
+        ok = True
+    finally:
+        writer.close(ok)
+    result = {
+        "variant": predictor.meta["variant"],
+        "model": predictor.meta["model"],
+        "kind": predictor.kind,
+        "fold": fold_index,
+        "protocol": fold.protocol,
+        "leaky": fold.leaky,
+        "window": fold.window,
+        "stride": stride,
+        "test_records": n_records,
+        "seconds": round(time.perf_counter() - started, 3),
+        "levels": levels,
+        "state": state,
+    }
+    write_json(out_dir / "metrics.json", result)
+    point_result = levels["point"]
+    log.info(
+        "%s fold %d: point MAE %s mmHg over %s samples of %d records",
+        result["variant"],
+        fold_index,
+        point_result["mae"],
+        point_result["n"],
+        n_records,
+    )
+    return result

@@ -1,0 +1,134 @@
+"""Per-fold metrics pooled into one table: every fold, and all folds merged, per variant."""
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ecg2abp.atomic import atomic_path
+from ecg2abp.errors import InputError
+from ecg2abp.metrics import LEVELS, ErrorAccumulator, LevelMetrics
+
+ALL_FOLDS = -1
+COLUMNS = (
+    "n",
+    "mae",
+    "me",
+    "sd",
+    "rmse",
+    "r2",
+    "pearson_r",
+    "bhs_within_5",
+    "bhs_within_10",
+    "bhs_within_15",
+    "bhs_grade",
+    "ieee_grade",
+    "aami_met",
+    "aami_records_met",
+    "aami_records",
+)
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"{path}: cannot read metrics ({err})") from None
+
+
+def _rows(meta: dict, fold: int, levels: dict) -> list[dict]:
+    rows = []
+    for level in LEVELS:
+        values = levels.get(level, {})
+        if values.get("applies") is False:
+            continue
+        rows.append(
+            {
+                "variant": meta["variant"],
+                "model": meta["model"],
+                "kind": meta["kind"],
+                "protocol": meta["protocol"],
+                "leaky": meta["leaky"],
+                "fold": fold,
+                "level": level,
+                **{column: values.get(column) for column in COLUMNS},
+            }
+        )
+    return rows
+
+
+def _merged_levels(documents: list[dict]) -> dict:
+    """All folds of one variant merged from their accumulators (not averaged)."""
+    if documents[0]["protocol"] == "paper":
+        point = ErrorAccumulator.from_dict(documents[0]["state"]["point"])
+        for document in documents[1:]:
+            point.merge(ErrorAccumulator.from_dict(document["state"]["point"]))
+        not_applying = {level: documents[0]["levels"][level] for level in LEVELS[1:]}
+        return {"point": point.result(), **not_applying}
+    merged = LevelMetrics.from_dict(documents[0]["state"])
+    for document in documents[1:]:
+        merged.merge(LevelMetrics.from_dict(document["state"]))
+    return merged.result()
+
+
+def pool_tables(metric_files: Sequence[Path]) -> pd.DataFrame:
+    """One row per variant × fold × level, plus fold = -1 for all folds merged."""
+    by_variant: dict[str, list[dict]] = {}
+    for path in metric_files:
+        document = _read(path)
+        by_variant.setdefault(document["variant"], []).append(document)
+    rows = []
+    for documents in by_variant.values():
+        documents.sort(key=lambda d: d["fold"])
+        for document in documents:
+            rows.extend(_rows(document, document["fold"], document["levels"]))
+        rows.extend(_rows(documents[0], ALL_FOLDS, _merged_levels(documents)))
+    return pd.DataFrame(rows)
+
+
+def _fmt(value: object, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def summary_markdown(table: pd.DataFrame) -> str:
+    """A table of all folds merged: MAE and ME ± SD per level, BHS and IEEE grades."""
+    pooled = table[table["fold"] == ALL_FOLDS]
+    lines = []
+    if bool(table["leaky"].any()):
+        lines += [
+            "**leaky**: protocol `paper` — test windows overlap training windows; these figures",
+            "do not measure accuracy on unseen data.",
+            "",
+        ]
+    lines += [
+        "| variant | level | n | MAE | ME ± SD | r | BHS ≤5/10/15 % | BHS | IEEE | AAMI met |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    order = ["naive", *sorted(v for v in pooled["variant"].unique() if v != "naive")]
+    for variant in order:
+        for _, row in pooled[pooled["variant"] == variant].iterrows():
+            within = "/".join(_fmt(row[f"bhs_within_{k}"], 0) for k in (5, 10, 15))
+            lines.append(
+                f"| {variant} | {row['level']} | {row['n']} | {_fmt(row['mae'])} | "
+                f"{_fmt(row['me'])} ± {_fmt(row['sd'])} | {_fmt(row['pearson_r'])} | {within} | "
+                f"{_fmt(row['bhs_grade'])} | {_fmt(row['ieee_grade'])} | "
+                f"{row['aami_records_met']}/{row['aami_records']} |"
+            )
+    folds = sorted(f for f in table["fold"].unique() if f != ALL_FOLDS)
+    protocol = table["protocol"].iloc[0]
+    lines += ["", f"Protocol `{protocol}`, folds {folds} merged; errors in mmHg (pred − true)."]
+    return "\n".join(lines) + "\n"
+
+
+def pool_metrics(metric_files: Sequence[Path], table_out: Path, summary_out: Path) -> None:
+    """Write the pooled Parquet table and its Markdown summary."""
+    table = pool_tables(metric_files)
+    with atomic_path(table_out) as tmp:
+        table.to_parquet(tmp, index=False)
+    with atomic_path(summary_out) as tmp:
+        tmp.write_text(summary_markdown(table))

@@ -1,0 +1,110 @@
+"""End to end: the real Snakemake workflow on a small synthetic data set."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(workdir: Path, *args: str, config: str = "") -> subprocess.CompletedProcess:
+    """Run the repository's workflow in `workdir`, layering `config` on the defaults."""
+    overlay = workdir / "test.yaml"
+    overlay.write_text(config)
+    command = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(REPO / "config" / "config.yaml"),
+        str(overlay),
+        "--cores",
+        "2",
+        "--resources",
+        "gpu=1",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=1200)
+
+
+SMALL = """
+experiment: e2e
+synthetic: {parts: 2, records_per_part: 12, min_seconds: 20.0, max_seconds: 40.0, seed: 1}
+split: {folds: 2, block_size: 2}
+variants:
+  msca_cssc_unet: {model: msca_cssc_unet, width: 0.0625}
+  ridge: {model: ridge}
+run_variants: [msca_cssc_unet, ridge]
+threads: 1
+train: {epochs: 3, max_windows_per_epoch: 12000, batch_size: 128, lr: 0.003, max_val_windows: 3000}
+evaluate: {stride: 2}
+"""
+
+
+@pytest.mark.slow
+def test_two_variants_two_folds(tmp_path):
+    result = snakemake(tmp_path, config=SMALL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = tmp_path / "results" / "e2e"
+    for part in ("part_1", "part_2"):
+        assert (results / "shards" / f"{part}.h5").exists()
+        assert (results / "clean" / f"{part}.parquet").exists()
+        assert (tmp_path / "logs" / "e2e" / "ingest" / f"{part}.log").exists()
+    split = json.loads((results / "splits" / "record.json").read_text())
+    assert split["n_folds"] == 2
+    for variant in ("msca_cssc_unet", "ridge", "naive"):
+        for fold in (0, 1):
+            assert (results / "models" / variant / f"fold_{fold}" / "model.pt").exists()
+            assert (results / "eval" / variant / f"fold_{fold}" / "metrics.json").exists()
+            assert (tmp_path / "logs" / "e2e" / "train" / variant / f"fold_{fold}.log").exists()
+    table = pd.read_parquet(results / "metrics.parquet")
+    pooled = table[(table["fold"] == -1) & (table["level"] == "point")].set_index("variant")
+    assert pooled.loc["msca_cssc_unet", "mae"] <= 0.8 * pooled.loc["naive", "mae"]
+    summary = (results / "summary.md").read_text()
+    assert summary.index("| naive |") < summary.index("| msca_cssc_unet |")
+
+    again = snakemake(tmp_path, "-n", config=SMALL)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_unknown_config_key_stops_before_any_job(tmp_path):
+    result = snakemake(tmp_path, "-n", config="experiment: bad\nwindw: 88\n")
+    assert result.returncode != 0
+    assert "ecg2abp: error: config: unknown key windw" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_data_dir_is_one_line(tmp_path):
+    result = snakemake(tmp_path, "-n", config=f"data_dir: {tmp_path / 'nowhere'}\n")
+    assert result.returncode != 0
+    assert "ecg2abp: error: data_dir" in result.stderr and "no such folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_broken_part_does_not_stop_the_others_under_keep_going(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    from ecg2abp.synth import write_synthetic
+
+    good = write_synthetic(data, parts=2, records_per_part=3, max_seconds=10.0)
+    good[1].write_bytes(good[1].read_bytes()[:500])  # truncate part_2
+    result = snakemake(
+        tmp_path,
+        "--keep-going",
+        "results/broken/shards/part_1.h5",
+        "results/broken/shards/part_2.h5",
+        config=f"experiment: broken\ndata_dir: {data}\n",
+    )
+    assert result.returncode != 0
+    assert (tmp_path / "results" / "broken" / "shards" / "part_1.h5").exists()
+    assert not (tmp_path / "results" / "broken" / "shards" / "part_2.h5").exists()
+    log = (tmp_path / "logs" / "broken" / "ingest" / "part_2.log").read_text()
+    assert "ecg2abp: error:" in log and "part_2.mat" in log

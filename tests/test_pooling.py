@@ -1,0 +1,134 @@
+"""Pooling: per-fold rows and all folds merged, checked against the predictions themselves."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pipeline_factory import ingest_parts, synthetic_parts, tiny_config, write_split
+
+from ecg2abp.errors import InputError
+from ecg2abp.evaluate import evaluate_variant
+from ecg2abp.metrics import LEVELS
+from ecg2abp.pooling import ALL_FOLDS, pool_metrics, pool_tables
+from ecg2abp.train import train_variant
+
+VARIANTS = ("naive", "linear")  # `linear` (ridge) sorts before `naive`
+
+
+def evaluated(folder: Path, parts: list[Path], split: dict) -> list[Path]:
+    """metrics.json of every variant × fold of `split`, trained and evaluated."""
+    config = tiny_config({"split": split})
+    shards = ingest_parts(folder, parts, config)
+    split_path = write_split(folder, shards, config)
+    n_folds = split.get("folds", 1) if split["protocol"] in ("record", "part") else 1
+    files = []
+    for variant in VARIANTS:
+        for fold in range(n_folds):
+            model = folder / "models" / variant / f"fold_{fold}"
+            train_variant(variant, config, split_path, shards, fold, model)
+            out = folder / "eval" / variant / f"fold_{fold}"
+            evaluate_variant(model / "model.pt", split_path, shards, fold, out, config)
+            files.append(out / "metrics.json")
+    return files
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory) -> list[Path]:
+    return synthetic_parts(tmp_path_factory.mktemp("parts"))
+
+
+@pytest.fixture(scope="module")
+def two_folds(tmp_path_factory, parts) -> list[Path]:
+    split = {"protocol": "record", "folds": 2, "block_size": 2}
+    return evaluated(tmp_path_factory.mktemp("record"), parts, split)
+
+
+@pytest.fixture(scope="module")
+def leaky(tmp_path_factory, parts) -> list[Path]:
+    split = {"protocol": "paper", "paper_fraction": 0.05}
+    return evaluated(tmp_path_factory.mktemp("paper"), parts, split)
+
+
+def by_hand(predictions: pd.DataFrame) -> dict:
+    """Point metrics straight from (true, predicted) pairs."""
+    true = predictions["abp_true"].to_numpy(np.float64)
+    pred = predictions["abp_pred"].to_numpy(np.float64)
+    error = pred - true
+    return {
+        "n": len(error),
+        "mae": np.abs(error).mean(),
+        "me": error.mean(),
+        "sd": error.std(ddof=1),
+        "rmse": np.sqrt(np.mean(error**2)),
+        "bhs_within_5": 100.0 * np.mean(np.abs(error) <= 5.0),
+        "bhs_within_15": 100.0 * np.mean(np.abs(error) <= 15.0),
+    }
+
+
+def predictions_of(metric_file: Path) -> pd.DataFrame:
+    return pd.read_parquet(metric_file.with_name("predictions.parquet"))
+
+
+def test_fold_rows_and_merged_rows_equal_metrics_of_the_predictions(two_folds):
+    table = pool_tables(two_folds)
+    assert sorted(table["fold"].unique()) == [ALL_FOLDS, 0, 1]
+    for variant in VARIANTS:
+        files = [f for f in two_folds if f.parent.parent.name == variant]
+        folds = {0: predictions_of(files[0]), 1: predictions_of(files[1])}
+        folds[ALL_FOLDS] = pd.concat(folds.values())
+        rows = table[(table["variant"] == variant) & (table["level"] == "point")]
+        for fold, predictions in folds.items():
+            (row,) = rows[rows["fold"] == fold].to_dict("records")
+            expected = by_hand(predictions)
+            assert row["n"] == expected.pop("n"), (variant, fold)
+            for column, value in expected.items():
+                assert row[column] == pytest.approx(value, rel=1e-5, abs=1e-4), (variant, fold)
+        for level in LEVELS[1:]:
+            beats = table[(table["variant"] == variant) & (table["level"] == level)]
+            per_fold = beats[beats["fold"] != ALL_FOLDS]["n"]
+            assert len(per_fold) == 2 and beats[beats["fold"] == ALL_FOLDS]["n"].item() == sum(
+                per_fold
+            )
+
+
+def summary_rows(summary: str) -> list[str]:
+    """The variant column of the summary table's body, top to bottom."""
+    lines = [line for line in summary.splitlines() if line.startswith("| ")]
+    return [line.split("|")[1].strip() for line in lines[1:]]
+
+
+def test_summary_lists_naive_first_and_writes_the_table(two_folds, tmp_path):
+    pool_metrics(two_folds, tmp_path / "pooled.parquet", tmp_path / "summary.md")
+    written = pd.read_parquet(tmp_path / "pooled.parquet")
+    assert len(written) == len(pool_tables(two_folds)) == 2 * 3 * len(LEVELS)
+    summary = (tmp_path / "summary.md").read_text()
+    variants = summary_rows(summary)
+    assert variants == ["naive"] * len(LEVELS) + ["linear"] * len(LEVELS)
+    assert "leaky" not in summary
+    assert not written["leaky"].any()
+
+
+def test_leaky_runs_are_flagged_and_keep_only_the_point_level(leaky, tmp_path):
+    pool_metrics(leaky, tmp_path / "pooled.parquet", tmp_path / "summary.md")
+    table = pd.read_parquet(tmp_path / "pooled.parquet")
+    assert table["leaky"].all() and set(table["protocol"]) == {"paper"}
+    # beat levels do not apply to sampled windows, merged over folds or not
+    assert set(table["level"]) == {"point"}
+    assert sorted(table["fold"]) == [ALL_FOLDS, ALL_FOLDS, 0, 0]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "**leaky**" in summary.splitlines()[0]
+    assert summary_rows(summary) == ["naive", "linear"]
+    for variant in VARIANTS:
+        (file,) = [f for f in leaky if f.parent.parent.name == variant]
+        (row,) = table[(table["variant"] == variant) & (table["fold"] == ALL_FOLDS)].to_dict(
+            "records"
+        )
+        assert row["mae"] == pytest.approx(by_hand(predictions_of(file))["mae"], rel=1e-5)
+
+
+def test_an_unreadable_metrics_file_is_named(tmp_path):
+    broken = tmp_path / "metrics.json"
+    broken.write_text("{not json")
+    with pytest.raises(InputError, match=r"metrics\.json"):
+        pool_tables([broken])
