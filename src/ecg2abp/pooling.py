@@ -111,7 +111,7 @@ def summary_markdown(table: pd.DataFrame) -> str:
     ]
     order = ["naive", *sorted(v for v in pooled["variant"].unique() if v != "naive")]
     for variant in order:
-        for _, row in pooled[pooled["variant"] == variant].iterrows():
+        for _, row in pooled[(pooled["variant"] == variant) & (pooled["n"] > 0)].iterrows():
             within = "/".join(_fmt(row[f"bhs_within_{k}"], 0) for k in (5, 10, 15))
             lines.append(
                 f"| {variant} | {row['level']} | {row['n']} | {_fmt(row['mae'])} | "
@@ -119,9 +119,13 @@ def summary_markdown(table: pd.DataFrame) -> str:
                 f"{_fmt(row['bhs_grade'])} | {_fmt(row['ieee_grade'])} | "
                 f"{row['aami_records_met']}/{row['aami_records']} |"
             )
-    folds = sorted(f for f in table["fold"].unique() if f != ALL_FOLDS)
+    folds = sorted(int(f) for f in table["fold"].unique() if f != ALL_FOLDS)
     protocol = table["protocol"].iloc[0]
-    lines += ["", f"Protocol `{protocol}`, folds {folds} merged; errors in mmHg (pred − true)."]
+    lines += [
+        "",
+        f"Protocol `{protocol}`, folds {folds} merged; errors in mmHg (pred − true). Levels with",
+        "nothing scored are left out (beats need every sample predicted: evaluate.stride 1).",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -72,9 +72,8 @@ def compute_stats(
     for shard, shard_starts in zip(shards, starts, strict=True):
         if len(shard_starts) == 0:
             continue
-        ecg = np.asarray(shard.ecg, dtype=np.float64)[
-            _covered(len(shard.ecg), shard_starts, window)
-        ]
+        covered = _covered(len(shard.ecg), shard_starts, window)
+        ecg = np.asarray(shard.ecg)[covered].astype(np.float64)
         count += ecg.size
         ecg_sum += ecg.sum()
         ecg_sq += np.square(ecg).sum()

@@ -204,7 +204,7 @@ def paper_windows(shards: Sequence[Shard], split: dict) -> dict[str, np.ndarray]
 
 def make_splits(shard_paths: Sequence[Path], split: dict, window: int) -> tuple[dict, dict]:
     """The split document and, for `paper`, the sampled windows (else an empty dict)."""
-    shards = [open_shard(path) for path in shard_paths]
+    shards = [open_shard(path, mapped=True) for path in shard_paths]
     infos = _record_infos(shards)
     if not infos:
         raise InputError("split: no record has a clean window; nothing to split")
