@@ -22,11 +22,12 @@ def window_starts(segments: np.ndarray, window: int, stride: int) -> np.ndarray:
     starts, stops = segments[:, 1], segments[:, 2]
     counts = np.maximum((stops - starts - window) // stride + 1, 0)
     total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    first = np.repeat(starts, counts)
-    offset_in_segment = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    return first + offset_in_segment * stride
+    out = np.empty(total, dtype=_index_dtype(int(stops.max()) if len(stops) else 0))
+    position = 0
+    for start, count in zip(starts.tolist(), counts.tolist(), strict=True):
+        out[position : position + count] = np.arange(start, start + count * stride, stride)
+        position += count
+    return out
 
 
 def _index_dtype(n: int) -> type:
@@ -60,7 +61,7 @@ def write_shard(
         h5.create_dataset(
             "records", data=np.array(records, dtype=object), dtype=h5py.string_dtype()
         )
-        h5.create_dataset("windows", data=windows.astype(_index_dtype(total)))
+        h5.create_dataset("windows", data=windows)
         h5.attrs.update(
             {"format_version": FORMAT_VERSION, "window": window, "stride": stride, **attrs}
         )
