@@ -102,3 +102,23 @@ def test_synth_then_ingest(tmp_path, capsys):
     shard = tmp_path / "part_1.h5"
     assert main(["ingest", printed[0], "--out", str(shard)]) == 0
     assert shard.exists() and shard.with_suffix(".clean.parquet").exists()
+
+
+def test_models_lists_the_configured_variants(tmp_path, capsys):
+    import json
+
+    import torch
+
+    from ecg2abp import models
+
+    config = tmp_path / "variants.yaml"
+    config.write_text(
+        "window: 88\nvariants:\n  small_unet: {model: unet, width: 0.125}\n  lin: {model: ridge}\n"
+    )
+    assert main(["models", "--config", str(config), "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {"small_unet", "lin"}
+    built = models.build("unet", window=88, width=0.125)
+    assert rows["small_unet"]["parameters"] == sum(p.numel() for p in built.parameters())
+    assert isinstance(built, torch.nn.Module) and rows["small_unet"]["width"] == 0.125
+    assert rows["lin"]["parameters"] is None

@@ -48,9 +48,13 @@ def cmd_split(args: argparse.Namespace) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    from ecg2abp.models.inventory import describe_models, format_table
+    from ecg2abp.models.inventory import describe_models, describe_variants, format_table
 
-    rows = describe_models(window=args.window, width=args.width)
+    if args.config:
+        config = _config(args.config)
+        rows = describe_variants(config["variants"], window=config["window"])
+    else:
+        rows = describe_models(window=args.window, width=args.width)
     print(json.dumps(rows, indent=2) if args.json else format_table(rows))
 
 
@@ -124,8 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list every model with parameters and GFLOP")
     models.add_argument("--json", action="store_true", help="JSON instead of a Markdown table")
-    models.add_argument("--window", type=int, default=88)
-    models.add_argument("--width", type=float, default=1.0)
+    models.add_argument("--window", type=int, default=88, help="window in samples (88)")
+    models.add_argument("--width", type=float, default=1.0, help="width multiplier (1.0)")
+    models.add_argument(
+        "--config", help="list this config's variants at their widths and window instead"
+    )
     models.set_defaults(run=cmd_models)
 
     bench = commands.add_parser("bench", help="benchmarks; each prints one JSON line")

@@ -45,7 +45,9 @@ def count_gflop(model: nn.Module, window: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def describe_model(name: str, *, window: int, width: float) -> dict[str, Any]:
+def describe_model(
+    name: str, *, window: int, width: float, options: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """One inventory row: name, kind, summary, parameters, gflop_per_window."""
     entry = spec(name)
     row: dict[str, Any] = {
@@ -56,7 +58,7 @@ def describe_model(name: str, *, window: int, width: float) -> dict[str, Any]:
         "gflop_per_window": None,
     }
     if entry.kind == "deep":
-        model = build(name, window=window, width=width)
+        model = build(name, window=window, width=width, **(options or {}))
         row["parameters"] = count_parameters(model)
         row["gflop_per_window"] = count_gflop(model, window)
     return row
@@ -68,6 +70,18 @@ def describe_models(
     """Rows for `names` (default: the whole registry, in order); classical sizes are None."""
     chosen = list(REGISTRY) if names is None else list(names)
     return [describe_model(name, window=window, width=width) for name in chosen]
+
+
+def describe_variants(variants: dict[str, dict], *, window: int) -> list[dict[str, Any]]:
+    """Rows for configured variants (name → model, width, options), named by variant."""
+    rows = []
+    for variant, entry in variants.items():
+        width = entry.get("width", 1.0)
+        row = describe_model(
+            entry["model"], window=window, width=width, options=entry.get("options")
+        )
+        rows.append({**row, "name": variant, "model": entry["model"], "width": width})
+    return rows
 
 
 def format_parameters(parameters: int | None) -> str:
