@@ -446,3 +446,16 @@ def test_find_beats_on_real_abp_matches_ecg_heart_rate():
     assert np.all(values["sbp"] > values["dbp"])
     assert np.all((values["dbp"] <= values["map"]) & (values["map"] <= values["sbp"]))
     assert np.all(beats[1:, 0] >= beats[:-1, 1])
+
+
+def test_constant_prediction_has_no_correlation_even_after_rounding():
+    """A constant predictor (the naive floor) has no Pearson r, however its mean rounds."""
+    rng = np.random.default_rng(5)
+    acc = ErrorAccumulator()
+    level = 93.123456789
+    for index in range(20):
+        true = rng.normal(95.0, 15.0, size=int(rng.integers(50, 5000)))
+        acc.update(f"r{index}", true, np.full(len(true), level))
+    result = acc.result()
+    assert result["pearson_r"] is None
+    assert result["r2"] is not None and result["r2"] < 0.05

@@ -292,3 +292,12 @@ def test_shards_without_any_window_are_an_input_error(tmp_path):
     write_test_shard(tmp_path / "part_1.h5", {"part_1/0000": []}, window=WINDOW)
     with pytest.raises(InputError, match="no record"):
         make_splits([tmp_path / "part_1.h5"], config()["split"], WINDOW)
+
+
+def test_paper_refuses_a_draw_that_leaves_a_side_empty(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "part_1.h5"
+    write_test_shard(path, {"part_1/0000": random_record(rng, [300])}, window=88)
+    split = validate_config({"split": {"protocol": "paper", "paper_fraction": 0.01}})["split"]
+    with pytest.raises(InputError, match="paper_fraction"):
+        make_splits([path], split, 88)

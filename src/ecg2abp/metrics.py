@@ -149,6 +149,10 @@ class Moments:
         self.mean += delta * other.n / n
         self.n = n
 
+    def varies(self) -> bool:
+        """Whether the values are not constant beyond float rounding (SD > 1e-10 × |mean|)."""
+        return self.m2 > 1e-20 * self.n * max(1.0, self.mean * self.mean)
+
     def to_list(self) -> list[float]:
         return [self.n, self.mean, self.m2]
 
@@ -267,7 +271,7 @@ class ErrorAccumulator:
         mae = self.sum_abs_error / n
         sd = math.sqrt(self.error.m2 / (n - 1)) if n >= 2 else None
         within = [100.0 * count / n for count in self.within]
-        spread = self.true.m2 * self.pred.m2
+        spread = self.true.m2 * self.pred.m2 if self.true.varies() and self.pred.varies() else 0.0
         records_met, records_scored = self.aami_record_counts()
         me_ok = abs(me) <= AAMI_MAX_ABS_ME_MMHG
         sd_ok = sd <= AAMI_MAX_SD_MMHG if sd is not None else None
@@ -276,7 +280,7 @@ class ErrorAccumulator:
             "mae": mae,
             "mse": mse,
             "rmse": math.sqrt(mse),
-            "r2": 1.0 - sse / self.true.m2 if self.true.m2 > 0 else None,
+            "r2": 1.0 - sse / self.true.m2 if self.true.varies() else None,
             "pearson_r": self.co_moment / math.sqrt(spread) if spread > 0 else None,
             "me": me,
             "sd": sd,

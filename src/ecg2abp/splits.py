@@ -157,7 +157,7 @@ def record_folds(infos: list[RecordInfo], split: dict) -> list[dict]:
 
 
 def part_folds(infos: list[RecordInfo], split: dict) -> list[dict]:
-    """Whole part files held out, validation blocks carved from the training parts."""
+    """Whole part files held out; validation is whole part files carved from the training ones."""
     by_shard: dict[int, list[int]] = {}
     for position, info in enumerate(infos):
         by_shard.setdefault(info.shard, []).append(position)
@@ -199,6 +199,12 @@ def paper_windows(shards: Sequence[Shard], split: dict) -> dict[str, np.ndarray]
     fractions = np.asarray(split["paper_sides"], float)
     edges = np.round(np.cumsum(fractions / fractions.sum()) * n_drawn).astype(int)
     train, val, test = np.split(drawn, edges[:2])
+    empty = [side for side, part in zip(SIDES, (train, val, test), strict=True) if not len(part)]
+    if empty:
+        raise InputError(
+            f"split: protocol paper drew {n_drawn} of {len(all_windows)} windows and left the "
+            f"{empty[0]} side empty; raise split.paper_fraction"
+        )
     return {"fold0_train": train, "fold0_val": val, "fold0_test": test}
 
 
