@@ -122,3 +122,31 @@ def test_models_lists_the_configured_variants(tmp_path, capsys):
     assert rows["small_unet"]["parameters"] == sum(p.numel() for p in built.parameters())
     assert isinstance(built, torch.nn.Module) and rows["small_unet"]["width"] == 0.125
     assert rows["lin"]["parameters"] is None
+
+
+def test_split_train_evaluate_commands_share_the_rules_code(tmp_path, capsys):
+    import json
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "split: {folds: 2, block_size: 1}\nvariants: {lin: {model: ridge}}\nthreads: 1\n"
+        "cleaning: {bandpass_hz: null}\n"
+    )
+    parts = write_synthetic(tmp_path / "raw", parts=1, records_per_part=6, max_seconds=12.0)
+    shard = tmp_path / "part_1.h5"
+    assert main(["ingest", str(parts[0]), "--out", str(shard), "--config", str(config)]) == 0
+    split = tmp_path / "record.json"
+    assert main(["split", str(shard), "--out", str(split), "--config", str(config)]) == 0
+    common = ["--split", str(split), "--fold", "1", "--shards", str(shard), "--config", str(config)]
+    assert main(["train", "lin", *common, "--out", str(tmp_path / "m")]) == 0
+    capsys.readouterr()
+    assert (
+        main(["evaluate", str(tmp_path / "m" / "model.pt"), *common, "--out", str(tmp_path / "e")])
+        == 0
+    )
+    printed = json.loads(capsys.readouterr().out)
+    stored = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert stored["fold"] == 1 and stored["variant"] == "lin"
+    assert printed["point"] == stored["levels"]["point"]["mae"] > 0
+    line = one_line_error(capsys, ["train", "absent", *common, "--out", str(tmp_path / "x")])
+    assert "absent" in line

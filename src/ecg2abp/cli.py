@@ -47,6 +47,30 @@ def cmd_split(args: argparse.Namespace) -> None:
     print(json.dumps(split_to_file(shards, Path(args.out), _config(args.config))))
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    from ecg2abp.logs import configure
+    from ecg2abp.train import train_variant
+
+    configure()
+    shards = [Path(s) for s in args.shards]
+    train_variant(
+        args.variant, _config(args.config), Path(args.split), shards, args.fold, Path(args.out)
+    )
+    print(json.dumps({"model": str(Path(args.out) / "model.pt")}))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from ecg2abp.evaluate import evaluate_variant
+    from ecg2abp.logs import configure
+
+    configure()
+    shards = [Path(s) for s in args.shards]
+    result = evaluate_variant(
+        Path(args.model), Path(args.split), shards, args.fold, Path(args.out), _config(args.config)
+    )
+    print(json.dumps({level: values.get("mae") for level, values in result["levels"].items()}))
+
+
 def cmd_models(args: argparse.Namespace) -> None:
     from ecg2abp.models.inventory import describe_models, describe_variants, format_table
 
@@ -125,6 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--out", required=True, help="split file to write (.json)")
     split.add_argument("--config", help="config YAML (default: built-in defaults)")
     split.set_defaults(run=cmd_split)
+
+    train = commands.add_parser("train", help="train one variant on one fold (the train rule)")
+    train.add_argument("variant", help="a variant declared in the config, or naive")
+    train.add_argument("--split", required=True, help="split file (.json)")
+    train.add_argument("--fold", type=int, required=True, help="fold number")
+    train.add_argument("--shards", nargs="+", required=True, help="the shard files it names")
+    train.add_argument("--out", required=True, help="folder for model.pt and history.parquet")
+    train.add_argument("--config", help="config YAML (default: built-in defaults)")
+    train.set_defaults(run=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="score one model on its fold (evaluate rule)")
+    evaluate.add_argument("model", help="model.pt written by train")
+    evaluate.add_argument("--split", required=True, help="split file (.json)")
+    evaluate.add_argument("--fold", type=int, required=True, help="fold number")
+    evaluate.add_argument("--shards", nargs="+", required=True, help="the shard files it names")
+    evaluate.add_argument("--out", required=True, help="folder for predictions and metrics")
+    evaluate.add_argument("--config", help="config YAML (default: built-in defaults)")
+    evaluate.set_defaults(run=cmd_evaluate)
 
     models = commands.add_parser("models", help="list every model with parameters and GFLOP")
     models.add_argument("--json", action="store_true", help="JSON instead of a Markdown table")
