@@ -117,6 +117,14 @@ def cmd_bench_model(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
+def _add_fold_job_arguments(parser: argparse.ArgumentParser, *, out: str) -> None:
+    parser.add_argument("--split", required=True, help="split file (.json)")
+    parser.add_argument("--fold", type=int, required=True, help="fold number")
+    parser.add_argument("--shards", nargs="+", required=True, help="the shard files it names")
+    parser.add_argument("--out", required=True, help=out)
+    parser.add_argument("--config", help="config YAML (default: built-in defaults)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecg2abp", description="Arterial blood pressure from single-lead ECG."
@@ -152,20 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train one variant on one fold (the train rule)")
     train.add_argument("variant", help="a variant declared in the config, or naive")
-    train.add_argument("--split", required=True, help="split file (.json)")
-    train.add_argument("--fold", type=int, required=True, help="fold number")
-    train.add_argument("--shards", nargs="+", required=True, help="the shard files it names")
-    train.add_argument("--out", required=True, help="folder for model.pt and history.parquet")
-    train.add_argument("--config", help="config YAML (default: built-in defaults)")
+    _add_fold_job_arguments(train, out="folder for model.pt and history.parquet")
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="score one model on its fold (evaluate rule)")
     evaluate.add_argument("model", help="model.pt written by train")
-    evaluate.add_argument("--split", required=True, help="split file (.json)")
-    evaluate.add_argument("--fold", type=int, required=True, help="fold number")
-    evaluate.add_argument("--shards", nargs="+", required=True, help="the shard files it names")
-    evaluate.add_argument("--out", required=True, help="folder for predictions and metrics")
-    evaluate.add_argument("--config", help="config YAML (default: built-in defaults)")
+    _add_fold_job_arguments(evaluate, out="folder for predictions and metrics")
     evaluate.set_defaults(run=cmd_evaluate)
 
     models = commands.add_parser("models", help="list every model with parameters and GFLOP")

@@ -1,7 +1,5 @@
 """Deep baselines: shapes, gradients, settings refused, and learning a small problem."""
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -12,15 +10,6 @@ from ecg2abp.models.base import BPModel
 from ecg2abp.models.baselines import scaled_size
 
 DEEP_BASELINES = ["lstm", "resnet1d", "transformer"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Small models run faster on one thread, and far faster on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("name", DEEP_BASELINES)

@@ -1,7 +1,5 @@
 """Model inventory: parameter and FLOP counts checked against hand formulas, and the table."""
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch import nn
@@ -12,15 +10,6 @@ from ecg2abp.models.base import BPModel
 from ecg2abp.models.inventory import count_gflop, describe_models, format_table
 
 OWN_MODELS = ["lstm", "resnet1d", "transformer", "ridge", "gbm"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Recurrent kernels on a shared, busy 2-core machine run far faster on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def lstm_sizes(hidden: int, layers: int, window: int) -> tuple[int, int]:
