@@ -55,10 +55,6 @@ class Predictor:
             template = models.build(self.meta["model"], window=self.window, **self.meta["options"])
             self.model = type(template).load(self.path.parent / self.meta["artefact"])
 
-    def normalise(self, ecg_windows: np.ndarray) -> np.ndarray:
-        s = self.stats
-        return (ecg_windows.astype(np.float32) - np.float32(s.ecg_center)) / np.float32(s.ecg_scale)
-
     def predict(self, record_id: str, ecg_windows: np.ndarray, batch_size: int) -> np.ndarray:
         """ABP at the last sample of each raw ECG window [n, window], in mmHg."""
         n = len(ecg_windows)
@@ -68,7 +64,7 @@ class Predictor:
         out = np.empty(n, dtype=np.float64)
         try:
             for first in range(0, n, batch_size):
-                x = self.normalise(ecg_windows[first : first + batch_size])
+                x = self.stats.scale_ecg(ecg_windows[first : first + batch_size])
                 out[first : first + len(x)] = self._forward(x)
         except InputError as error:  # e.g. a classical model refusing non-finite ECG
             raise InputError(f"record {record_id}: {error}") from None

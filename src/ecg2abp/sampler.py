@@ -21,6 +21,16 @@ class NormStats:
     abp_center: float
     abp_scale: float
 
+    def scale_ecg(self, ecg: np.ndarray) -> np.ndarray:
+        """Normalised float32 ECG: the one formula training and prediction share."""
+        center, inverse = np.float32(self.ecg_center), np.float32(1.0 / self.ecg_scale)
+        return (ecg.astype(np.float32, copy=False) - center) * inverse
+
+    def scale_abp(self, abp: np.ndarray) -> np.ndarray:
+        """Normalised float32 ABP target."""
+        center, inverse = np.float32(self.abp_center), np.float32(1.0 / self.abp_scale)
+        return (abp.astype(np.float32, copy=False) - center) * inverse
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -167,13 +177,7 @@ class WindowFeed:
 
     def normalise(self, ecg: np.ndarray, abp: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised float32 tensors: ECG [n, 1, window], ABP [n]."""
-        s = self.stats
-        x = (ecg.astype(np.float32, copy=False) - np.float32(s.ecg_center)) * np.float32(
-            1.0 / s.ecg_scale
-        )
-        y = (abp.astype(np.float32, copy=False) - np.float32(s.abp_center)) * np.float32(
-            1.0 / s.abp_scale
-        )
+        x, y = self.stats.scale_ecg(ecg), self.stats.scale_abp(abp)
         return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)
 
     def batches(
