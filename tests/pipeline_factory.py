@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from ecg2abp.config import deep_merge, validate_config
-from ecg2abp.ingest import ingest_part
-from ecg2abp.shards import Shard, open_shard
-from ecg2abp.splits import split_to_file
-from ecg2abp.synth import write_synthetic
+from ecg2abp.data.ingest import ingest_part
+from ecg2abp.data.shards import Shard, open_shard
+from ecg2abp.data.synth import write_synthetic
+from ecg2abp.folds.protocols import split_to_file
 
 # Tiny models and few windows: the machine has 2 cores shared with other jobs.
 TINY = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg2abp.shards import write_shard
+from ecg2abp.data.shards import write_shard
 
 
 @dataclass(frozen=True)

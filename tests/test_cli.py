@@ -9,7 +9,7 @@ import pytest
 import scipy.io
 
 from ecg2abp.cli import main
-from ecg2abp.synth import write_synthetic
+from ecg2abp.data.synth import write_synthetic
 
 
 def one_line_error(capsys, argv: list[str]) -> str:

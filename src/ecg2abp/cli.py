@@ -16,7 +16,7 @@ def _config(path: str | None) -> dict:
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
-    from ecg2abp.synth import write_synthetic
+    from ecg2abp.data.synth import write_synthetic
 
     paths = write_synthetic(
         Path(args.out_dir),
@@ -32,7 +32,7 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
-    from ecg2abp.ingest import ingest_part
+    from ecg2abp.data.ingest import ingest_part
 
     out = Path(args.out)
     report = Path(args.report) if args.report else out.with_suffix(".clean.parquet")
@@ -41,7 +41,7 @@ def cmd_ingest(args: argparse.Namespace) -> None:
 
 
 def cmd_split(args: argparse.Namespace) -> None:
-    from ecg2abp.splits import split_to_file
+    from ecg2abp.folds.protocols import split_to_file
 
     shards = [Path(s) for s in args.shards]
     print(json.dumps(split_to_file(shards, Path(args.out), _config(args.config))))
@@ -49,7 +49,7 @@ def cmd_split(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from ecg2abp.logs import configure
-    from ecg2abp.train import train_variant
+    from ecg2abp.training.jobs import train_variant
 
     configure()
     shards = [Path(s) for s in args.shards]
@@ -60,7 +60,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from ecg2abp.evaluate import evaluate_variant
+    from ecg2abp.evaluation.scoring import evaluate_variant
     from ecg2abp.logs import configure
 
     configure()

@@ -95,7 +95,7 @@ def test_missing_data_dir_is_one_line(tmp_path):
 def test_broken_part_does_not_stop_the_others_under_keep_going(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    from ecg2abp.synth import write_synthetic
+    from ecg2abp.data.synth import write_synthetic
 
     good = write_synthetic(data, parts=2, records_per_part=3, max_seconds=10.0)
     good[1].write_bytes(good[1].read_bytes()[:500])  # truncate part_2

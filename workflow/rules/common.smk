@@ -5,9 +5,9 @@ from pathlib import Path
 
 from ecg2abp.config import validate_config
 from ecg2abp.errors import InputError
-from ecg2abp.ingest import discover_parts
+from ecg2abp.data.ingest import discover_parts
 from ecg2abp.models import spec as model_spec
-from ecg2abp.synth import part_stems as synthetic_part_stems
+from ecg2abp.data.synth import part_stems as synthetic_part_stems
 
 
 def synthetic_parts(settings):

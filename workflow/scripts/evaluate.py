@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from ecg2abp.evaluate import evaluate_variant
+from ecg2abp.evaluation.scoring import evaluate_variant
 from ecg2abp.logs import run_step
 
 run_step(

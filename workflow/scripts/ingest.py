@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from ecg2abp.ingest import ingest_part
+from ecg2abp.data.ingest import ingest_part
 from ecg2abp.logs import run_step
 
 run_step(

@@ -1,7 +1,7 @@
 from pathlib import Path
 
+from ecg2abp.evaluation.pooling import pool_metrics
 from ecg2abp.logs import run_step
-from ecg2abp.pooling import pool_metrics
 
 run_step(
     snakemake.log[0],

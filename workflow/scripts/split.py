@@ -1,7 +1,7 @@
 from pathlib import Path
 
+from ecg2abp.folds.protocols import split_to_file
 from ecg2abp.logs import run_step
-from ecg2abp.splits import split_to_file
 
 run_step(
     snakemake.log[0],

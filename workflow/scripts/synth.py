@@ -1,7 +1,7 @@
 from pathlib import Path
 
+from ecg2abp.data.synth import write_synthetic
 from ecg2abp.logs import run_step
-from ecg2abp.synth import write_synthetic
 
 settings = snakemake.params.synthetic
 run_step(

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from ecg2abp.logs import run_step
-from ecg2abp.train import train_variant
+from ecg2abp.training.jobs import train_variant
 
 run_step(
     snakemake.log[0],

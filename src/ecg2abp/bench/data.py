@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg2abp.config import validate_config
-from ecg2abp.shards import Shard, open_shard, window_starts
+from ecg2abp.data.shards import Shard, open_shard, window_starts
 
 
 def _synthetic_shard(n_samples: int, window: int, seed: int) -> Shard:
@@ -48,7 +48,8 @@ def bench_windows(
     """Windows per second from WindowFeed at `batch`, normalisation included."""
     import torch
 
-    from ecg2abp.sampler import NormStats, WindowFeed
+    from ecg2abp.folds.feed import WindowFeed
+    from ecg2abp.folds.normalisation import NormStats
 
     torch.set_num_threads(threads)
     source = open_shard(shard, mapped=mapped) if shard else _synthetic_shard(n_samples, window, 0)
@@ -81,8 +82,8 @@ def bench_windows(
 
 def _child(task: str, part: str, config: dict, out_dir: str, queue) -> None:
     """Run one measured task in a fresh process and report seconds, samples and peak memory."""
-    from ecg2abp import readers
-    from ecg2abp.ingest import ingest_part
+    from ecg2abp.data import readers
+    from ecg2abp.data.ingest import ingest_part
 
     started = time.perf_counter()
     if task == "read":

@@ -21,13 +21,13 @@ from torch import nn
 from ecg2abp import models
 from ecg2abp.atomic import atomic_path
 from ecg2abp.errors import InputError
-from ecg2abp.folds import FoldData, load_fold
-from ecg2abp.sampler import WindowFeed
+from ecg2abp.folds.feed import WindowFeed
+from ecg2abp.folds.loading import FoldData, load_fold
 
 FORMAT_VERSION = 1
 NAIVE = "naive"
 RUN_ONLY_TRAIN_KEYS = ("folds", "device", "checkpoint_minutes")
-log = logging.getLogger("ecg2abp.train")
+log = logging.getLogger("ecg2abp.training.jobs")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -18,14 +18,14 @@ from pipeline_factory import (
 )
 from shard_factory import Piece, random_record, write_test_shard
 
+from ecg2abp.data.readers import iter_records
+from ecg2abp.data.shards import open_shard
 from ecg2abp.errors import InputError
-from ecg2abp.evaluate import evaluate_variant
-from ecg2abp.metrics import LEVELS, ErrorAccumulator
+from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator
+from ecg2abp.evaluation.scoring import evaluate_variant
+from ecg2abp.folds.protocols import windows_path
 from ecg2abp.models.classical import RidgeWindowModel
-from ecg2abp.readers import iter_records
-from ecg2abp.shards import open_shard
-from ecg2abp.splits import windows_path
-from ecg2abp.train import train_variant
+from ecg2abp.training.jobs import train_variant
 
 WINDOW = 88
 METRIC_KEYS = set(ErrorAccumulator().result()) | {"n_excluded"}

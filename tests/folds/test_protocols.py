@@ -9,10 +9,10 @@ import pytest
 from shard_factory import Piece, expected_starts, random_record, write_test_shard
 
 from ecg2abp.config import validate_config
+from ecg2abp.data.shards import open_shard
 from ecg2abp.errors import InputError
-from ecg2abp.sampler import select_windows, side_ranges
-from ecg2abp.shards import open_shard
-from ecg2abp.splits import SIDES, make_splits, split_to_file, windows_path
+from ecg2abp.folds.feed import select_windows, side_ranges
+from ecg2abp.folds.protocols import SIDES, make_splits, split_to_file, windows_path
 
 WINDOW = 8
 PARTS = ("part_1", "part_2", "part_3", "part_4")

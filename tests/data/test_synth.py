@@ -6,9 +6,8 @@ import pytest
 import scipy.io
 from scipy.signal import butter, filtfilt, find_peaks
 
-from ecg2abp.errors import InputError
-from ecg2abp.readers import detect_format, iter_records
-from ecg2abp.synth import (
+from ecg2abp.data.readers import detect_format, iter_records
+from ecg2abp.data.synth import (
     ARTEFACTS,
     FULL_SIZE_RECORDS,
     FULL_SIZE_SECONDS,
@@ -16,6 +15,7 @@ from ecg2abp.synth import (
     synth_record,
     write_synthetic,
 )
+from ecg2abp.errors import InputError
 
 FS = 125.0
 SMALL = {"records_per_part": 6, "min_seconds": 8.0, "max_seconds": 10.0}

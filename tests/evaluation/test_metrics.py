@@ -2,14 +2,14 @@
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
+from real_record import REAL_RECORD
 
 from ecg2abp.errors import InputError
-from ecg2abp.metrics import (
+from ecg2abp.evaluation.metrics import (
     LEVELS,
     ErrorAccumulator,
     LevelMetrics,
@@ -19,7 +19,7 @@ from ecg2abp.metrics import (
     ieee_grade,
 )
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mimic2_3975656_0013.mat"
+FIXTURE = REAL_RECORD
 FS = 125.0
 
 

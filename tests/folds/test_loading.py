@@ -8,10 +8,10 @@ import pytest
 from pipeline_factory import side_starts
 from shard_factory import Piece, random_record, write_test_shard
 
+from ecg2abp.data.shards import open_shard
 from ecg2abp.errors import InputError
-from ecg2abp.folds import load_fold
-from ecg2abp.shards import open_shard
-from ecg2abp.splits import windows_path
+from ecg2abp.folds.loading import load_fold
+from ecg2abp.folds.protocols import windows_path
 
 WINDOW = 12
 

@@ -28,16 +28,16 @@ from shard_factory import Piece, write_test_shard
 from sklearn.linear_model import Ridge
 
 from ecg2abp import models
+from ecg2abp.data.shards import open_shard
 from ecg2abp.errors import InputError
-from ecg2abp.evaluate import evaluate_variant
-from ecg2abp.folds import load_fold
+from ecg2abp.evaluation.scoring import evaluate_variant
+from ecg2abp.folds.feed import WindowFeed
+from ecg2abp.folds.loading import load_fold
 from ecg2abp.models.classical import RidgeWindowModel
-from ecg2abp.sampler import WindowFeed
-from ecg2abp.shards import open_shard
-from ecg2abp.train import FORMAT_VERSION, train_variant, validation_loss
+from ecg2abp.training.jobs import FORMAT_VERSION, train_variant, validation_loss
 
 WORKER = Path(__file__).with_name("train_worker.py")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WINDOW = 88
 BATCH = 64
 BATCHES_PER_EPOCH = 20
@@ -318,7 +318,7 @@ def test_sigterm_checkpoints_and_exits_nonzero_and_the_rerun_resumes(
     assert left["epoch"] == 1 and mid_epoch(left)
     assert not (out / "model.pt").exists()
 
-    with caplog.at_level("INFO", logger="ecg2abp.train"):
+    with caplog.at_level("INFO", logger="ecg2abp.training.jobs"):
         chain.train("tiny_resnet", out, config)
     assert f"(epoch 1, batch {left['batch']})" in caplog.text
     assert_same_training(out, reference)

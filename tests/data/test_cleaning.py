@@ -2,14 +2,14 @@
 
 import itertools
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
+from real_record import REAL_RECORD
 
-from ecg2abp import cleaning
-from ecg2abp.cleaning import (
+from ecg2abp.data import cleaning
+from ecg2abp.data.cleaning import (
     KEPT,
     REASONS,
     CausalBandpass,
@@ -21,7 +21,7 @@ from ecg2abp.cleaning import (
 )
 from ecg2abp.errors import InputError
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mimic2_3975656_0013.mat"
+FIXTURE = REAL_RECORD
 
 FS = 100.0  # test rate: 1 s = 100 samples, beat blocks of 30 samples, 5 blocks = 150
 N = 3000

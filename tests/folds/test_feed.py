@@ -8,9 +8,10 @@ import pytest
 import torch
 from shard_factory import Piece, random_record, write_test_shard
 
+from ecg2abp.data.shards import Shard, open_shard
 from ecg2abp.errors import InputError
-from ecg2abp.sampler import NormStats, WindowFeed, compute_stats, select_windows, side_ranges
-from ecg2abp.shards import Shard, open_shard
+from ecg2abp.folds.feed import WindowFeed, select_windows, side_ranges
+from ecg2abp.folds.normalisation import NormStats, compute_stats
 
 WINDOW = 8
 CODE = 100_000  # ABP sample value = shard index · CODE + array position: a target names its window

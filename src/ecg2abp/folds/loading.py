@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg2abp.data.shards import Shard, open_shard
 from ecg2abp.errors import InputError
-from ecg2abp.sampler import NormStats, compute_stats, select_windows, side_ranges
-from ecg2abp.shards import Shard, open_shard
-from ecg2abp.splits import SIDES, windows_path
+from ecg2abp.folds.feed import select_windows, side_ranges
+from ecg2abp.folds.normalisation import NormStats, compute_stats
+from ecg2abp.folds.protocols import SIDES, windows_path
 
 
 @dataclass

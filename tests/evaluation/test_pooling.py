@@ -8,10 +8,10 @@ import pytest
 from pipeline_factory import ingest_parts, synthetic_parts, tiny_config, write_split
 
 from ecg2abp.errors import InputError
-from ecg2abp.evaluate import evaluate_variant
-from ecg2abp.metrics import LEVELS
-from ecg2abp.pooling import ALL_FOLDS, pool_metrics, pool_tables
-from ecg2abp.train import train_variant
+from ecg2abp.evaluation.metrics import LEVELS
+from ecg2abp.evaluation.pooling import ALL_FOLDS, pool_metrics, pool_tables
+from ecg2abp.evaluation.scoring import evaluate_variant
+from ecg2abp.training.jobs import train_variant
 
 VARIANTS = ("naive", "linear")  # `linear` (ridge) sorts before `naive`
 

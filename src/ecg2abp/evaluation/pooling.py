@@ -8,7 +8,7 @@ import pandas as pd
 
 from ecg2abp.atomic import atomic_path
 from ecg2abp.errors import InputError
-from ecg2abp.metrics import LEVELS, ErrorAccumulator, LevelMetrics
+from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, LevelMetrics
 
 ALL_FOLDS = -1
 COLUMNS = (

@@ -5,16 +5,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from real_record import REAL_RECORD
 
-from ecg2abp import cleaning
 from ecg2abp.config import validate_config
+from ecg2abp.data import cleaning
+from ecg2abp.data.ingest import discover_parts, ingest_part
+from ecg2abp.data.readers import iter_records
+from ecg2abp.data.shards import open_shard
+from ecg2abp.data.synth import write_synthetic
 from ecg2abp.errors import InputError
-from ecg2abp.ingest import discover_parts, ingest_part
-from ecg2abp.readers import iter_records
-from ecg2abp.shards import open_shard
-from ecg2abp.synth import write_synthetic
 
-REAL_PART = Path(__file__).resolve().parents[2] / "shared" / "data" / "mimic2_3975656_0013.mat"
+REAL_PART = REAL_RECORD
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecg2abp import cleaning, readers
 from ecg2abp.atomic import atomic_path
+from ecg2abp.data import cleaning, readers
+from ecg2abp.data.shards import write_shard
 from ecg2abp.errors import InputError
-from ecg2abp.shards import write_shard
 
 REPORT_COLUMNS = (
     "level",

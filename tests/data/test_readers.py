@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import scipy.io
 import wfdb
+from real_record import REAL_RECORD
 
-from ecg2abp import readers
+from ecg2abp.data import readers
+from ecg2abp.data.readers import Record, detect_format, iter_records
 from ecg2abp.errors import InputError
-from ecg2abp.readers import Record, detect_format, iter_records
 
-REAL_PART = Path(__file__).resolve().parents[2] / "shared" / "data" / "mimic2_3975656_0013.mat"
+REAL_PART = REAL_RECORD
 
 
 def known_matrix(n: int, offset: float = 0.0) -> np.ndarray:

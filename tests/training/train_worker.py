@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ecg2abp.train import train_variant
+from ecg2abp.training.jobs import train_variant
 
 
 def main(argv: list[str]) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ecg2abp.atomic import atomic_path, write_json
+from ecg2abp.data.shards import Shard, open_shard
 from ecg2abp.errors import InputError
-from ecg2abp.shards import Shard, open_shard
 
 PROTOCOLS = ("record", "part", "temporal", "paper")
 SIDES = ("train", "val", "test")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from shard_factory import Piece, expected_starts, random_record, write_test_shard
 
+from ecg2abp.data.shards import open_shard, window_starts, write_shard
 from ecg2abp.errors import InputError
-from ecg2abp.shards import open_shard, window_starts, write_shard
 
 WINDOW = 8
 

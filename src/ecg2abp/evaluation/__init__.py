@@ -1,0 +1,1 @@
+"""Scoring trained models on their folds: predictions, clinical metrics, pooling."""

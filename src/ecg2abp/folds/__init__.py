@@ -1,0 +1,1 @@
+"""Split protocols (split files), fold loading, normalisation statistics and the window feed."""

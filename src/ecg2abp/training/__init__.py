@@ -1,0 +1,1 @@
+"""Training one variant on one fold: the job, its loop, checkpoints and validation."""
