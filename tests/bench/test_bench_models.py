@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from ecg2abp.bench.models import bench_infer, bench_train, supervision_weights
+from ecg2abp.bench.models import bench_infer, bench_train
 from ecg2abp.errors import InputError
 
 EAGER = ("reference", "fp32", "bf16", "bf16_fp32_attention")
@@ -62,11 +62,6 @@ def test_single_head_model_trains_without_a_reference_speedup():
     check_timed(entry, steps=2)
     assert "speedup" not in entry
     assert entry["relative_difference"] < 1e-5
-
-
-def test_supervision_weights_follow_the_paper():
-    assert supervision_weights(4) == pytest.approx([0.7, 0.8, 0.9, 1.0])
-    assert supervision_weights(1) == [1.0]
 
 
 @pytest.mark.parametrize(

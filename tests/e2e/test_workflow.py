@@ -1,56 +1,15 @@
 """End to end: the real Snakemake workflow on a small synthetic data set."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def snakemake(workdir: Path, *args: str, config: str = "") -> subprocess.CompletedProcess:
-    """Run the repository's workflow in `workdir`, layering `config` on the defaults."""
-    overlay = workdir / "test.yaml"
-    overlay.write_text(config)
-    command = [
-        *SNAKEMAKE,
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(REPO / "config" / "config.yaml"),
-        str(overlay),
-        "--cores",
-        "2",
-        "--resources",
-        "gpu=1",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=1200)
-
-
-SMALL = """
-experiment: e2e
-synthetic: {parts: 2, records_per_part: 12, min_seconds: 20.0, max_seconds: 40.0, seed: 1}
-split: {folds: 2, block_size: 2}
-variants:
-  msca_cssc_unet: {model: msca_cssc_unet, width: 0.0625}
-  ridge: {model: ridge}
-run_variants: [msca_cssc_unet, ridge]
-threads: 2
-train: {epochs: 2, max_windows_per_epoch: 8000, batch_size: 128, lr: 0.003, max_val_windows: 2000}
-"""
+from workflow_runner import SMALL, snakemake
 
 
 @pytest.mark.slow
-def test_two_variants_two_folds(tmp_path):
-    result = snakemake(tmp_path, config=SMALL)
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_two_variants_two_folds(small_run):
+    tmp_path = small_run
     results = tmp_path / "results" / "e2e"
     for part in ("part_1", "part_2"):
         assert (results / "shards" / f"{part}.h5").exists()

@@ -34,7 +34,8 @@ from ecg2abp.evaluation.scoring import evaluate_variant
 from ecg2abp.folds.feed import WindowFeed
 from ecg2abp.folds.loading import load_fold
 from ecg2abp.models.classical import RidgeWindowModel
-from ecg2abp.training.jobs import FORMAT_VERSION, train_variant, validation_loss
+from ecg2abp.training.jobs import FORMAT_VERSION, train_variant
+from ecg2abp.training.loop import validation_loss
 
 WORKER = Path(__file__).with_name("train_worker.py")
 REPO = Path(__file__).resolve().parents[2]

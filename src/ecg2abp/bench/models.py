@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ecg2abp.devices import resolve_device
 from ecg2abp.errors import InputError
 from ecg2abp.models import build, spec
+from ecg2abp.training.objective import head_weights, supervised_loss
 
 PATHS = ("reference", "fp32", "bf16", "bf16_fp32_attention", "compiled")
 DEFAULT_PATHS = PATHS
@@ -111,7 +112,7 @@ def run_bench(
     threads: int | None,
 ) -> dict:
     check_arguments(model_name, batch, steps, warmup, paths, threads)
-    device = resolve_device(device_name)
+    device = resolve_device(device_name, setting="benchmark device")
     with thread_count(threads):
         load_before = os.getloadavg()[0]
         torch.manual_seed(SEED)
@@ -163,15 +164,6 @@ def check_arguments(
         raise InputError(f"benchmark threads {threads!r}: must be a positive integer")
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when present, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu" or (name.startswith("cuda") and torch.cuda.is_available()):
-        return torch.device(name)
-    raise InputError(f"benchmark device {name!r}: not available (use auto, cpu or cuda)")
-
-
 @contextmanager
 def thread_count(threads: int | None) -> Iterator[None]:
     """Set torch's intra-op threads for the block, then restore them."""
@@ -193,17 +185,11 @@ def random_batch(
     return x.to(device), y.to(device)
 
 
-def supervision_weights(n_heads: int) -> list[float]:
-    """The paper's 0.7, 0.8, 0.9, 1.0 for four heads; the last head always weighs 1."""
-    return [1.0 - 0.1 * (n_heads - 1 - j) for j in range(n_heads)]
-
-
 def training_loss(
     heads: Callable[[torch.Tensor], list[torch.Tensor]], x: torch.Tensor, y: torch.Tensor
 ) -> torch.Tensor:
     predictions = heads(x)
-    weights = supervision_weights(len(predictions))
-    return sum(w * F.mse_loss(p.float(), y) for w, p in zip(weights, predictions, strict=True))
+    return supervised_loss(predictions, y, head_weights(len(predictions)))
 
 
 def pretrain(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:

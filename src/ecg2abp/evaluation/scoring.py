@@ -14,12 +14,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ecg2abp import models
 from ecg2abp.atomic import atomic_path, write_json
+from ecg2abp.devices import resolve_device
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, LevelMetrics
 from ecg2abp.folds.feed import side_ranges
 from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.folds.normalisation import NormStats
-from ecg2abp.training.jobs import resolve_device
 
 log = logging.getLogger("ecg2abp.evaluation.scoring")
 PREDICTION_SCHEMA = pa.schema(

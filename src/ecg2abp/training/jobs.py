@@ -1,12 +1,9 @@
-"""Training of one variant on one fold: resumable, deterministic on CPU, best-validation weights."""
+"""One training job (variant × fold): settings, provenance and the trained-model file."""
 
 import hashlib
 import json
 import logging
-import math
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,46 +13,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from ecg2abp import models
 from ecg2abp.atomic import atomic_path
+from ecg2abp.devices import resolve_device
 from ecg2abp.errors import InputError
 from ecg2abp.folds.feed import WindowFeed
 from ecg2abp.folds.loading import FoldData, load_fold
+from ecg2abp.training.checkpoint import load_checkpoint
+from ecg2abp.training.loop import Trainer, fresh_state
+from ecg2abp.training.objective import build_optimizer, head_weights
 
 FORMAT_VERSION = 1
 NAIVE = "naive"
 RUN_ONLY_TRAIN_KEYS = ("folds", "device", "checkpoint_minutes")
-log = logging.getLogger("ecg2abp.training.jobs")
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto`: CUDA when present, else CPU (decided inside the job, never in the DAG)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("train.device: cuda asked for, but this job sees no CUDA device")
-    return torch.device(name)
-
-
-def learning_rate(step: int, total_steps: int, base: float, schedule: str) -> float:
-    """Learning rate at optimizer step `step` (0-based) of `total_steps`."""
-    if schedule == "constant":
-        return base
-    return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
-
-
-def head_weights(n_heads: int, weights: Sequence[float]) -> list[float]:
-    """Deep-supervision weights for a model's heads; single-head models use weight 1."""
-    if n_heads == 1:
-        return [1.0]
-    if len(weights) != n_heads:
-        raise InputError(
-            f"train.deep_supervision_weights: {len(weights)} weights for a model with "
-            f"{n_heads} heads"
-        )
-    return list(weights)
+log = logging.getLogger("ecg2abp.training")
 
 
 def fingerprint(value: Any) -> str:
@@ -81,31 +53,6 @@ def data_fingerprint(split_path: Path, fold: FoldData) -> str:
         (s.name, s.attrs.get("source_sha256", ""), s.attrs.get("cleaning", "")) for s in fold.shards
     ]
     return fingerprint({"split": Path(split_path).read_text(), "shards": sources})
-
-
-def _optimizer(model: nn.Module, train: dict) -> torch.optim.Optimizer:
-    params = model.parameters()
-    if train["optimizer"] == "sgd":
-        return torch.optim.SGD(
-            params, lr=train["lr"], momentum=0.9, weight_decay=train["weight_decay"]
-        )
-    if train["optimizer"] == "adam":
-        return torch.optim.Adam(params, lr=train["lr"], weight_decay=train["weight_decay"])
-    return torch.optim.AdamW(params, lr=train["lr"], weight_decay=train["weight_decay"])
-
-
-class StopRequested:
-    """Turns SIGTERM (cluster preemption) into a flag the loop checks after each step."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.requested = True
-
-    def restore(self) -> None:
-        signal.signal(signal.SIGTERM, self._previous)
 
 
 @dataclass
@@ -171,25 +118,6 @@ def metadata(ctx: RunContext, fold: FoldData, data_hash: str) -> dict:
     }
 
 
-def _autocast(device: torch.device, precision: str):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
-def validation_loss(
-    model: nn.Module, feed: WindowFeed, device: torch.device, precision: str
-) -> float:
-    """MSE of the final head over the validation feed (normalised units)."""
-    model.eval()
-    total, count = 0.0, 0
-    with torch.inference_mode(), _autocast(device, precision):
-        for x, y in feed.batches(0):
-            prediction = model(x.to(device)).float()
-            total += float(torch.sum((prediction - y.to(device)) ** 2))
-            count += len(y)
-    model.train()
-    return total / max(count, 1)
-
-
 def _feeds(fold: FoldData, train: dict, seed: int) -> tuple[WindowFeed, WindowFeed]:
     common = {"window": fold.window, "stats": fold.stats, "batch_size": train["batch_size"]}
     train_feed = WindowFeed(
@@ -211,38 +139,6 @@ def _feeds(fold: FoldData, train: dict, seed: int) -> tuple[WindowFeed, WindowFe
     return train_feed, val_feed
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _load_checkpoint(ctx: RunContext) -> dict | None:
-    if not ctx.checkpoint_path.exists():
-        return None
-    state = torch.load(ctx.checkpoint_path, map_location="cpu", weights_only=True)
-    if state.get("config_fingerprint") != ctx.config_fingerprint():
-        log.warning(
-            "%s: settings changed since it was written; starting afresh", ctx.checkpoint_path
-        )
-        return None
-    log.info(
-        "resuming from %s (epoch %d, batch %d)", ctx.checkpoint_path, state["epoch"], state["batch"]
-    )
-    return state
-
-
-def _progress(total: int, initial: int, description: str):
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        initial=initial,
-        desc=description,
-        unit="batch",
-        disable=not sys.stderr.isatty(),
-    )
-
-
 def train_deep(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
     """Train a deep model with deep supervision, checkpoints and early stopping."""
     train = ctx.train
@@ -254,125 +150,21 @@ def train_deep(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
         width=ctx.spec.get("width", 1.0),
         **ctx.spec.get("options", {}),
     ).to(device)
-    weights = head_weights(model.n_heads, train["deep_supervision_weights"])
-    optimizer = _optimizer(model, train)
     train_feed, val_feed = _feeds(fold, train, train["seed"])
-    steps_per_epoch = math.ceil(len(train_feed) / train["accumulation"])
-    total_steps = steps_per_epoch * train["epochs"]
-    state = _load_checkpoint(ctx) or {
-        "epoch": 0,
-        "batch": 0,
-        "step": 0,
-        "best_val": float("inf"),
-        "best_epoch": -1,
-        "best_state": None,
-        "bad_epochs": 0,
-        "history": [],
-        "done": False,
-    }
-    if "model" in state:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-
-    def snapshot() -> dict:
-        return {
-            **state,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "config_fingerprint": ctx.config_fingerprint(),
-        }
-
-    stop = StopRequested()
-    last_save = time.monotonic()
-    every = train["checkpoint_minutes"] * 60.0
-    model.train()
-    try:
-        while not state["done"] and state["epoch"] < train["epochs"]:
-            epoch = state["epoch"]
-            started, seen = time.perf_counter(), 0
-            loss_sum = state.get("epoch_loss_sum", 0.0)
-            loss_count = state.get("epoch_loss_count", 0)
-            bar = _progress(
-                len(train_feed), state["batch"], f"{ctx.variant} fold {fold.fold} epoch {epoch}"
-            )
-            for x, y in train_feed.batches(epoch, start_batch=state["batch"]):
-                x, y = x.to(device), y.to(device)
-                with _autocast(device, train["precision"]):
-                    heads = model.forward_heads(x)
-                loss = sum(
-                    w * torch.mean((h.float() - y) ** 2)
-                    for w, h in zip(weights, heads, strict=True)
-                )
-                (loss / train["accumulation"]).backward()
-                loss_sum += float(heads[-1].detach().float().sub(y).pow(2).sum())
-                loss_count += len(y)
-                seen += len(y)
-                state["batch"] += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / loss_count:.4f}")
-                if state["batch"] % train["accumulation"] and state["batch"] < len(train_feed):
-                    continue
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(
-                        state["step"], total_steps, train["lr"], train["schedule"]
-                    )
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                state["step"] += 1
-                state["epoch_loss_sum"], state["epoch_loss_count"] = loss_sum, loss_count
-                if stop.requested or time.monotonic() - last_save >= every:
-                    _save_checkpoint(ctx.checkpoint_path, snapshot())
-                    last_save = time.monotonic()
-                    if stop.requested:
-                        log.warning(
-                            "SIGTERM: checkpoint written at epoch %d batch %d",
-                            epoch,
-                            state["batch"],
-                        )
-                        raise SystemExit(143)
-            bar.close()
-            elapsed = time.perf_counter() - started
-            val = (
-                validation_loss(model, val_feed, device, train["precision"])
-                if val_feed.n_windows
-                else loss_sum / max(loss_count, 1)
-            )
-            row = {
-                "epoch": epoch,
-                "train_loss": loss_sum / max(loss_count, 1),
-                "val_loss": val,
-                "lr": optimizer.param_groups[0]["lr"],
-                "windows_per_s": seen / elapsed if elapsed > 0 else float("nan"),
-                "seconds": elapsed,
-            }
-            state["history"].append(row)
-            log.info(
-                "epoch %d: train %.4f val %.4f lr %.2e %.0f windows/s",
-                epoch,
-                row["train_loss"],
-                val,
-                row["lr"],
-                row["windows_per_s"],
-            )
-            if val < state["best_val"]:
-                state["best_val"], state["best_epoch"], state["bad_epochs"] = val, epoch, 0
-                state["best_state"] = {
-                    k: v.detach().cpu().clone() for k, v in model.state_dict().items()
-                }
-            else:
-                state["bad_epochs"] += 1
-                if state["bad_epochs"] >= train["patience"]:
-                    log.info(
-                        "early stop: no better validation loss for %d epochs", state["bad_epochs"]
-                    )
-                    state["done"] = True
-            state.update(epoch=epoch + 1, batch=0, epoch_loss_sum=0.0, epoch_loss_count=0)
-            _save_checkpoint(ctx.checkpoint_path, snapshot())
-            last_save = time.monotonic()
-    finally:
-        stop.restore()
+    trainer = Trainer(
+        model=model,
+        optimizer=build_optimizer(model, train),
+        train_feed=train_feed,
+        val_feed=val_feed,
+        head_weights=head_weights(model.n_heads, train["deep_supervision_weights"]),
+        device=device,
+        settings=train,
+        checkpoint={"path": ctx.checkpoint_path, "fingerprint": ctx.config_fingerprint()},
+        description=f"{ctx.variant} fold {fold.fold}",
+    )
+    state = load_checkpoint(ctx.checkpoint_path, ctx.config_fingerprint()) or fresh_state()
+    trainer.restore(state)
+    state = trainer.run(state)
     meta = metadata(ctx, fold, data_hash)
     meta.update(best_epoch=state["best_epoch"], best_val_loss=state["best_val"], kind="deep")
     _write_outputs(ctx, {**meta, "state_dict": state["best_state"]}, state["history"])

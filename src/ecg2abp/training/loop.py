@@ -1,0 +1,195 @@
+"""The deep-model training loop: epochs of accumulated steps, validation, best weights."""
+
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ecg2abp.folds.feed import WindowFeed
+from ecg2abp.training.checkpoint import StopRequested, save_checkpoint
+from ecg2abp.training.objective import autocast, learning_rate, supervised_loss
+
+log = logging.getLogger("ecg2abp.training")
+
+
+def fresh_state() -> dict:
+    """Loop state before the first step; the checkpoint stores it with the weights."""
+    return {
+        "epoch": 0,
+        "batch": 0,
+        "step": 0,
+        "best_val": float("inf"),
+        "best_epoch": -1,
+        "best_state": None,
+        "bad_epochs": 0,
+        "history": [],
+        "done": False,
+    }
+
+
+@dataclass
+class Trainer:
+    """One deep model, its optimizer and feeds, and where its checkpoint goes."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    train_feed: WindowFeed
+    val_feed: WindowFeed
+    head_weights: list[float]
+    device: torch.device
+    settings: dict  # the config's `train` section
+    checkpoint: dict  # path and config fingerprint, written into every checkpoint
+    description: str  # "variant fold k", for the progress bar
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.train_feed) / self.settings["accumulation"])
+
+    def restore(self, state: dict) -> None:
+        if "model" in state:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_rng"])
+
+    def snapshot(self, state: dict) -> dict:
+        return {
+            **state,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "config_fingerprint": self.checkpoint["fingerprint"],
+        }
+
+    def save(self, state: dict) -> None:
+        save_checkpoint(self.checkpoint["path"], self.snapshot(state))
+
+    def run(self, state: dict) -> dict:
+        """Train until the last epoch or early stop; returns the final loop state."""
+        stop = StopRequested()
+        self.model.train()
+        try:
+            while not state["done"] and state["epoch"] < self.settings["epochs"]:
+                started = time.perf_counter()
+                seen = self.train_epoch(state, stop)
+                self.end_epoch(state, seen, time.perf_counter() - started)
+                self.save(state)
+        finally:
+            stop.restore()
+        return state
+
+    def train_epoch(self, state: dict, stop: StopRequested) -> int:
+        """The rest of the current epoch from `state["batch"]`; returns windows seen."""
+        train = self.settings
+        accumulation = train["accumulation"]
+        total_steps = self.steps_per_epoch * train["epochs"]
+        every = train["checkpoint_minutes"] * 60.0
+        last_save = time.monotonic()
+        loss_sum = state.get("epoch_loss_sum", 0.0)
+        loss_count = state.get("epoch_loss_count", 0)
+        seen = 0
+        bar = _progress(
+            len(self.train_feed), state["batch"], f"{self.description} epoch {state['epoch']}"
+        )
+        for x, y in self.train_feed.batches(state["epoch"], start_batch=state["batch"]):
+            x, y = x.to(self.device), y.to(self.device)
+            with autocast(self.device, train["precision"]):
+                heads = self.model.forward_heads(x)
+            (supervised_loss(heads, y, self.head_weights) / accumulation).backward()
+            loss_sum += float(heads[-1].detach().float().sub(y).pow(2).sum())
+            loss_count += len(y)
+            seen += len(y)
+            state["batch"] += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / loss_count:.4f}")
+            if state["batch"] % accumulation and state["batch"] < len(self.train_feed):
+                continue
+            for group in self.optimizer.param_groups:
+                group["lr"] = learning_rate(
+                    state["step"], total_steps, train["lr"], train["schedule"]
+                )
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            state["step"] += 1
+            state["epoch_loss_sum"], state["epoch_loss_count"] = loss_sum, loss_count
+            if stop.requested or time.monotonic() - last_save >= every:
+                self.save(state)
+                last_save = time.monotonic()
+                if stop.requested:
+                    log.warning(
+                        "SIGTERM: checkpoint written at epoch %d batch %d",
+                        state["epoch"],
+                        state["batch"],
+                    )
+                    raise SystemExit(143)
+        bar.close()
+        return seen
+
+    def end_epoch(self, state: dict, seen: int, elapsed: float) -> None:
+        """Validate, record the epoch in the history, keep the best weights, early-stop."""
+        loss_sum = state.get("epoch_loss_sum", 0.0)
+        loss_count = max(state.get("epoch_loss_count", 0), 1)
+        val = (
+            validation_loss(self.model, self.val_feed, self.device, self.settings["precision"])
+            if self.val_feed.n_windows
+            else loss_sum / loss_count
+        )
+        epoch = state["epoch"]
+        row = {
+            "epoch": epoch,
+            "train_loss": loss_sum / loss_count,
+            "val_loss": val,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "windows_per_s": seen / elapsed if elapsed > 0 else float("nan"),
+            "seconds": elapsed,
+        }
+        state["history"].append(row)
+        log.info(
+            "epoch %d: train %.4f val %.4f lr %.2e %.0f windows/s",
+            epoch,
+            row["train_loss"],
+            val,
+            row["lr"],
+            row["windows_per_s"],
+        )
+        if val < state["best_val"]:
+            state["best_val"], state["best_epoch"], state["bad_epochs"] = val, epoch, 0
+            state["best_state"] = {
+                k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()
+            }
+        else:
+            state["bad_epochs"] += 1
+            if state["bad_epochs"] >= self.settings["patience"]:
+                log.info("early stop: no better validation loss for %d epochs", state["bad_epochs"])
+                state["done"] = True
+        state.update(epoch=epoch + 1, batch=0, epoch_loss_sum=0.0, epoch_loss_count=0)
+
+
+def validation_loss(
+    model: nn.Module, feed: WindowFeed, device: torch.device, precision: str
+) -> float:
+    """MSE of the final head over the validation feed (normalised units)."""
+    model.eval()
+    total, count = 0.0, 0
+    with torch.inference_mode(), autocast(device, precision):
+        for x, y in feed.batches(0):
+            prediction = model(x.to(device)).float()
+            total += float(torch.sum((prediction - y.to(device)) ** 2))
+            count += len(y)
+    model.train()
+    return total / max(count, 1)
+
+
+def _progress(total: int, initial: int, description: str):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=description,
+        unit="batch",
+        disable=not sys.stderr.isatty(),
+    )
