@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from shard_factory import Piece, expected_starts, random_record, write_test_shard
 
-from ecg2abp.data.shards import open_shard, window_starts, write_shard
+from ecg2abp.data.shards import open_shard, window_starts, windows_per_segment, write_shard
 from ecg2abp.errors import InputError
 
 WINDOW = 8
@@ -170,3 +170,21 @@ def test_a_missing_or_non_hdf5_file_is_an_input_error(tmp_path, content):
         path.write_bytes(content)
     with pytest.raises(InputError, match=r"part_1\.h5"):
         open_shard(path)
+
+
+def test_locate_maps_every_window_start_to_its_record_and_original_sample(tmp_path):
+    path = tmp_path / "part_1.h5"
+    records = three_records()
+    write_test_shard(path, records, window=WINDOW)
+    shard = open_shard(path)
+    record, source = shard.locate(shard.windows)
+    expected = expected_starts(records, WINDOW, 1)
+    ids = list(records)
+    assert [(ids[r], int(s)) for r, s in zip(record, source, strict=True)] == [
+        (record_id, source_start) for record_id, source_start, _ in expected
+    ]
+
+
+def test_windows_per_segment_counts_strided_starts_and_never_goes_negative():
+    counts = windows_per_segment(np.array([10, 9, 3, 0]), 4, 3)
+    assert counts.tolist() == [3, 2, 0, 0]  # 10: starts 0, 3, 6; 9: 0, 3; too short: none

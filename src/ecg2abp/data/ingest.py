@@ -10,7 +10,7 @@ import pandas as pd
 
 from ecg2abp.atomic import atomic_path
 from ecg2abp.data import cleaning, readers
-from ecg2abp.data.shards import write_shard
+from ecg2abp.data.shards import windows_per_segment, write_shard
 from ecg2abp.errors import InputError
 
 REPORT_COLUMNS = (
@@ -57,10 +57,6 @@ def cleaning_settings(config: dict) -> cleaning.CleaningSettings:
     return cleaning.settings_from_config({**config["cleaning"], "window": config["window"]})
 
 
-def _windows_in(segments: list[tuple[int, int]], window: int, stride: int) -> int:
-    return sum(max((stop - start - window) // stride + 1, 0) for start, stop in segments)
-
-
 def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> dict:
     """Clean every record of `part` into the shard `shard_out` and the report `report_out`."""
     part = Path(part)
@@ -82,14 +78,17 @@ def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> 
             pieces.append((ecg, abp, ppg))
             segment_rows.append((index, position, position + stop - start, start))
             position += stop - start
+        lengths = [stop - start for start, stop in result.segments]
         rows.append(
             {
                 "level": "record",
                 "record_id": record.record_id,
                 "n_samples": result.n_samples,
-                "kept_samples": sum(stop - start for start, stop in result.segments),
+                "kept_samples": sum(lengths),
                 "n_segments": len(result.segments),
-                "n_windows": _windows_in(result.segments, window, stride),
+                "n_windows": int(
+                    windows_per_segment([b - a for a, b in result.segments], window, stride).sum()
+                ),
                 **{f"removed_{reason}": result.removed[reason] for reason in cleaning.REASONS},
             }
         )

@@ -17,10 +17,15 @@ SIGNALS = ("ecg", "abp", "ppg")
 SEGMENT_COLUMNS = ("record", "start", "stop", "source_start")
 
 
+def windows_per_segment(lengths: np.ndarray, window: int, stride: int) -> np.ndarray:
+    """How many windows (every `stride`-th start) fit inside segments of these lengths."""
+    return np.maximum((np.asarray(lengths, np.int64) - window) // stride + 1, 0)
+
+
 def window_starts(segments: np.ndarray, window: int, stride: int) -> np.ndarray:
     """Start positions of every window that fits inside one segment, in array coordinates."""
     starts, stops = segments[:, 1], segments[:, 2]
-    counts = np.maximum((stops - starts - window) // stride + 1, 0)
+    counts = windows_per_segment(stops - starts, window, stride)
     total = int(counts.sum())
     out = np.empty(total, dtype=_index_dtype(int(stops.max()) if len(stops) else 0))
     position = 0
@@ -88,6 +93,11 @@ class Shard:
     @property
     def cleaning(self) -> dict:
         return json.loads(self.attrs.get("cleaning", "{}"))
+
+    def locate(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Record index and original-record sample of array positions inside kept segments."""
+        segment = self.segments[np.searchsorted(self.segments[:, 1], positions, side="right") - 1]
+        return segment[:, 0], segment[:, 3] + (positions - segment[:, 1])
 
 
 def _mapped(path: Path, dataset: h5py.Dataset) -> np.ndarray:

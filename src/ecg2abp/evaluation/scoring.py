@@ -192,16 +192,16 @@ def _score_sampled_windows(
     for shard, starts in zip(fold.shards, fold.starts["test"], strict=True):
         if len(starts) == 0:
             continue
-        row = np.searchsorted(shard.segments[:, 1], starts, side="right") - 1
-        for record in np.unique(shard.segments[row, 0]):
+        record_of_start, source_of_start = shard.locate(starts)
+        for record in np.unique(record_of_start):
             record_id = shard.records[record]
-            mine = starts[shard.segments[row, 0] == record]
+            here = record_of_start == record
+            mine = starts[here]
             windows = sliding_window_view(np.asarray(shard.ecg), fold.window)[mine]
             prediction = predictor.predict(record_id, windows, batch)
             true = np.asarray(shard.abp[mine + fold.window - 1], np.float64)
             point.update(record_id, true, prediction)
-            segment = shard.segments[np.searchsorted(shard.segments[:, 1], mine, "right") - 1]
-            sample = segment[:, 3] + (mine - segment[:, 1]) + fold.window - 1
+            sample = source_of_start[here] + fold.window - 1
             writer.add(record_id, sample, true, prediction)
             records.add(record_id)
     return point, len(records)

@@ -28,10 +28,7 @@ def select_windows(shard: Shard, ranges: dict[str, tuple[int, float]], window: i
     for index, record_id in enumerate(shard.records):
         if record_id in ranges:
             lower[index], upper[index] = ranges[record_id]
-    segments = shard.segments
-    row = np.searchsorted(segments[:, 1], shard.windows, side="right") - 1
-    source = segments[row, 3] + (shard.windows - segments[row, 1])
-    record = segments[row, 0]
+    record, source = shard.locate(shard.windows)
     keep = (source >= lower[record]) & (source + window <= upper[record])
     return shard.windows[keep]
 

@@ -47,8 +47,7 @@ class FoldData:
         """Record id → mean ABP target over that record's windows on `side`."""
         means: dict[str, float] = {}
         for shard, starts in zip(self.shards, self.starts[side], strict=True):
-            row = np.searchsorted(shard.segments[:, 1], starts, side="right") - 1
-            record = shard.segments[row, 0]
+            record, _ = shard.locate(starts)
             targets = np.asarray(shard.abp[starts + self.window - 1], np.float64)
             sums = np.bincount(record, weights=targets, minlength=len(shard.records))
             counts = np.bincount(record, minlength=len(shard.records))

@@ -30,7 +30,7 @@ def _record_infos(shards: Sequence[Shard]) -> list[RecordInfo]:
     infos = []
     for shard_index, shard in enumerate(shards):
         segments = shard.segments
-        record_of_window = segments[np.searchsorted(segments[:, 1], shard.windows, "right") - 1, 0]
+        record_of_window, _ = shard.locate(shard.windows)
         windows_per_record = np.bincount(record_of_window, minlength=len(shard.records))
         for record_index in np.flatnonzero(windows_per_record):
             digest = hashlib.sha256()
