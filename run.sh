@@ -40,7 +40,7 @@ ensure_venv() {
   fi
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q "${ECG2ABP_TORCH:-torch==2.13.0}"
-  .venv/bin/python -m pip install -q -e ".[dev,slurm]"
+  .venv/bin/python -m pip install -q -e ".[dev,workflow,slurm]"
   touch "$stamp"
 }
 
@@ -55,6 +55,7 @@ case "${1:-}" in
     shift
     .venv/bin/ruff check src tests workflow
     .venv/bin/ruff format --check src tests workflow
+    .venv/bin/snakemake --lint >/dev/null || { .venv/bin/snakemake --lint; exit 1; }
     exec .venv/bin/python -m pytest -q "$@"
     ;;
   *)

@@ -1,5 +1,6 @@
 """The command line: bad input ends in one line on stderr and a non-zero status, no traceback."""
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.io
 
+import ecg2abp
 from ecg2abp.cli import main
 from ecg2abp.data.synth import write_synthetic
 
@@ -150,3 +152,21 @@ def test_split_train_evaluate_commands_share_the_rules_code(tmp_path, capsys):
     assert printed["point"] == stored["levels"]["point"]["mae"] > 0
     line = one_line_error(capsys, ["train", "absent", *common, "--out", str(tmp_path / "x")])
     assert "absent" in line
+
+
+def test_no_module_of_the_package_imports_snakemake():
+    """Snakemake belongs to the workflow extra: the library and its commands must not need it."""
+    package = Path(ecg2abp.__file__).parent
+    importers = []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(name.split(".")[0] == "snakemake" for name in names):
+                importers.append(path.relative_to(package))
+    assert importers == []

@@ -8,6 +8,7 @@ import pytest
 import scipy.io
 from real_record import REAL_RECORD
 
+from ecg2abp.config import validate_config
 from ecg2abp.data import cleaning
 from ecg2abp.data.cleaning import (
     KEPT,
@@ -323,40 +324,49 @@ def test_fixture_disabled_keeps_everything(fixture_record):
 # --- settings from the config ---------------------------------------------------------------
 
 
-def test_settings_from_config_reads_field_names():
+def test_settings_from_config_reads_the_validated_section_and_window():
     settings = settings_from_config(
-        {"abp_min": 25, "bandpass_hz": [1, 30], "window": 64, "enabled": False}
+        validate_config(
+            {"window": 64, "cleaning": {"abp_min": 25, "bandpass_hz": [1, 30], "enabled": False}}
+        )
     )
-    assert settings.abp_min == 25.0 and isinstance(settings.abp_min, float)
+    assert settings.abp_min == 25
     assert settings.bandpass_hz == (1.0, 30.0)
     assert settings.window == 64
     assert settings.enabled is False
-    assert settings_from_config({}) == CleaningSettings()
-    assert settings_from_config({"bandpass_hz": None}).bandpass_hz is None
+    assert settings_from_config(validate_config({})) == CleaningSettings()
+    none = validate_config({"cleaning": {"bandpass_hz": None}})
+    assert settings_from_config(none).bandpass_hz is None
 
 
 @pytest.mark.parametrize(
-    ("section", "named"),
+    ("config", "named"),
     [
-        ({"abp_minimum": 20}, "cleaning.abp_minimum"),
-        ({"window": 8.5}, "cleaning.window"),
-        ({"enabled": "yes"}, "cleaning.enabled"),
-        ({"flat_seconds": "1s"}, "cleaning.flat_seconds"),
-        ({"bandpass_hz": [0.5]}, "cleaning.bandpass_hz"),
-        ({"bandpass_hz": [40, 0.5]}, "cleaning.bandpass_hz"),
-        ({"abp_min": 300}, "cleaning.abp_min"),
-        ({"margin_seconds": -1}, "cleaning.margin_seconds"),
-        ({"window": 0}, "cleaning.window"),
+        ({"cleaning": {"abp_minimum": 20}}, "abp_minimum"),
+        ({"window": 8.5}, "window"),
+        ({"cleaning": {"enabled": "yes"}}, "cleaning.enabled"),
+        ({"cleaning": {"flat_seconds": "1s"}}, "cleaning.flat_seconds"),
+        ({"cleaning": {"bandpass_hz": [0.5]}}, "cleaning.bandpass_hz"),
+        ({"cleaning": {"margin_seconds": -1}}, "cleaning.margin_seconds"),
+        ({"window": 0}, "window"),
     ],
 )
-def test_bad_config_values_name_the_key(section, named):
+def test_bad_config_values_name_the_key(config, named):
     with pytest.raises(InputError, match=named.replace(".", r"\.")):
-        settings_from_config(section)
+        validate_config(config)
 
 
-def test_non_mapping_config_is_refused():
-    with pytest.raises(InputError, match="cleaning"):
-        settings_from_config([1, 2])
+@pytest.mark.parametrize(
+    ("cleaning", "named"),
+    [
+        ({"bandpass_hz": [40, 0.5]}, "cleaning.bandpass_hz"),
+        ({"abp_min": 300}, "cleaning.abp_min"),
+        ({"pp_min": 130}, "cleaning.pp_min"),
+    ],
+)
+def test_bounds_the_schema_cannot_check_name_the_key(cleaning, named):
+    with pytest.raises(InputError, match=named.replace(".", r"\.")):
+        settings_from_config(validate_config({"cleaning": cleaning}))
 
 
 # --- causal band-pass -----------------------------------------------------------------------

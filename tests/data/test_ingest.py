@@ -50,7 +50,7 @@ def test_every_sample_is_kept_or_counted(synthetic_part, tmp_path):
 def test_shard_holds_the_kept_samples_of_each_record(synthetic_part, tmp_path):
     _, shard_path, _ = ingest(synthetic_part, tmp_path, cleaning={"bandpass_hz": None})
     shard = open_shard(shard_path)
-    settings = cleaning.settings_from_config({"bandpass_hz": None})
+    settings = cleaning.settings_from_config(validate_config({"cleaning": {"bandpass_hz": None}}))
     by_id = {r.record_id: r for r in iter_records(synthetic_part)}
     assert shard.records == list(by_id)
     for record_index, start, stop, source in shard.segments:
@@ -70,7 +70,7 @@ def test_bandpass_is_causal_per_segment(synthetic_part, tmp_path):
     _, shard_path, _ = ingest(synthetic_part, tmp_path)
     shard = open_shard(shard_path)
     by_id = {r.record_id: r for r in iter_records(synthetic_part)}
-    settings = cleaning.settings_from_config({})
+    settings = cleaning.settings_from_config(validate_config({}))
     _, start, stop, source = shard.segments[0]
     record = by_id[shard.records[shard.segments[0, 0]]]
     expected = cleaning.filter_ecg_segment(

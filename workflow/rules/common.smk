@@ -31,6 +31,8 @@ except InputError as err:
     sys.exit(f"ecg2abp: error: {err}")
 
 EXP = config["experiment"]
+# Every rule's software, for --software-deployment-method conda (relative to workflow/rules/).
+CONDA_ENV = "../envs/ecg2abp.yaml"
 RESULTS = f"results/{EXP}"
 LOGS = f"logs/{EXP}"
 PROTOCOL = config["split"]["protocol"]

@@ -1,11 +1,19 @@
 # Data stage: synthetic parts when no data_dir is configured, then one ingest job per part.
 
 
+localrules:
+    synth,
+
+
 rule synth:
     output:
         expand(f"{RESULTS}/synthetic/{{part}}.mat", part=PARTS),
     log:
         f"{LOGS}/synth.log",
+    benchmark:
+        f"benchmarks/{EXP}/synth.tsv"
+    conda:
+        CONDA_ENV
     params:
         synthetic=config["synthetic"],
     threads: 1
@@ -21,6 +29,10 @@ rule ingest:
         report=f"{RESULTS}/clean/{{part}}.parquet",
     log:
         f"{LOGS}/ingest/{{part}}.log",
+    benchmark:
+        f"benchmarks/{EXP}/ingest/{{part}}.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=lambda wildcards, input: max(2000, int(3 * input.size_mb)),

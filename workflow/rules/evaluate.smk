@@ -1,6 +1,10 @@
 # One evaluation job per variant × fold, then every fold's metrics pooled into one table.
 
 
+localrules:
+    pool,
+
+
 rule evaluate:
     input:
         model=f"{RESULTS}/models/{{variant}}/fold_{{fold}}/model.pt",
@@ -11,6 +15,10 @@ rule evaluate:
         metrics=f"{RESULTS}/eval/{{variant}}/fold_{{fold}}/metrics.json",
     log:
         f"{LOGS}/evaluate/{{variant}}/fold_{{fold}}.log",
+    benchmark:
+        f"benchmarks/{EXP}/evaluate/{{variant}}/fold_{{fold}}.tsv"
+    conda:
+        CONDA_ENV
     threads: config["threads"]
     resources:
         gpu=lambda wildcards: gpus_for(wildcards.variant),
@@ -26,5 +34,9 @@ rule pool:
         summary=f"{RESULTS}/summary.md",
     log:
         f"{LOGS}/pool.log",
+    benchmark:
+        f"benchmarks/{EXP}/pool.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/pool.py"

@@ -11,6 +11,10 @@ checkpoint split:
         ),
     log:
         f"{LOGS}/split/{PROTOCOL}.log",
+    benchmark:
+        f"benchmarks/{EXP}/split/{PROTOCOL}.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     script:
         "../scripts/split.py"

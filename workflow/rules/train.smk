@@ -11,6 +11,10 @@ rule train:
         history=f"{RESULTS}/models/{{variant}}/fold_{{fold}}/history.parquet",
     log:
         f"{LOGS}/train/{{variant}}/fold_{{fold}}.log",
+    benchmark:
+        f"benchmarks/{EXP}/train/{{variant}}/fold_{{fold}}.tsv"
+    conda:
+        CONDA_ENV
     threads: config["threads"]
     resources:
         gpu=lambda wildcards: gpus_for(wildcards.variant),

@@ -8,7 +8,7 @@ to be useful go too. The causal ECG band-pass for kept segments and live streams
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -92,63 +92,29 @@ class CleanedRecord:
 
 
 def _check_settings(s: CleaningSettings) -> None:
-    """Raise InputError naming the first cleaning key whose value cannot work."""
-    positive = ("min_segment_seconds", "flat_seconds", "window", "clip_min_samples")
-    for name in positive:
-        if not getattr(s, name) > 0:
-            raise InputError(f"cleaning.{name} must be > 0, got {getattr(s, name)!r}")
-    if not s.margin_seconds >= 0:
-        raise InputError(f"cleaning.margin_seconds must be >= 0, got {s.margin_seconds!r}")
-    if s.bandpass_order < 1:
-        raise InputError(f"cleaning.bandpass_order must be >= 1, got {s.bandpass_order!r}")
-    for low, high in (("abp_min", "abp_max"), ("sbp_min", "sbp_max"), ("dbp_min", "dbp_max")):
+    """Raise InputError for bounds the schema cannot check: each pair's low below its high."""
+    for low, high in (
+        ("abp_min", "abp_max"),
+        ("sbp_min", "sbp_max"),
+        ("dbp_min", "dbp_max"),
+        ("pp_min", "pp_max"),
+    ):
         if not getattr(s, low) < getattr(s, high):
             raise InputError(f"cleaning.{low} must be below cleaning.{high}")
-    if not 0 <= s.pp_min < s.pp_max:
-        raise InputError("cleaning.pp_min must be >= 0 and below cleaning.pp_max")
     band = s.bandpass_hz
-    if band is not None and not (len(band) == 2 and 0 < band[0] < band[1]):
-        raise InputError(
-            f"cleaning.bandpass_hz must be [low, high] with 0 < low < high, got {s.bandpass_hz!r}"
-        )
+    if band is not None and not band[0] < band[1]:
+        raise InputError(f"cleaning.bandpass_hz must be [low, high] with low < high, got {band!r}")
 
 
-def _config_value(name: str, value: object, default: object) -> object:
-    """One config value, checked against the type of the field's default."""
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise InputError(f"cleaning.{name} must be true or false, got {value!r}")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"cleaning.{name} must be an integer, got {value!r}")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InputError(f"cleaning.{name} must be a number, got {value!r}")
-        return float(value)
-    # bandpass_hz: null or a pair of numbers
-    if value is None:
-        return None
-    if (
-        not isinstance(value, list | tuple)
-        or len(value) != 2
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-    ):
-        raise InputError(f"cleaning.{name} must be null or [low, high] in Hz, got {value!r}")
-    return (float(value[0]), float(value[1]))
+def settings_from_config(config: Mapping) -> CleaningSettings:
+    """Settings from a validated config: its `cleaning:` section and the model window.
 
-
-def settings_from_config(cfg: Mapping) -> CleaningSettings:
-    """Settings from the `cleaning:` config section; keys are the field names."""
-    if not isinstance(cfg, Mapping):
-        raise InputError(f"cleaning: expected a mapping of settings, got {type(cfg).__name__}")
-    defaults = {f.name: f.default for f in fields(CleaningSettings)}
-    for key in cfg:
-        if key not in defaults:
-            raise InputError(f"cleaning.{key}: unknown setting (known: {', '.join(defaults)})")
-    values = {key: _config_value(key, value, defaults[key]) for key, value in cfg.items()}
-    return CleaningSettings(**values)
+    Types, ranges and defaults come from the config schema (ecg2abp.config.validate_config).
+    """
+    section = dict(config["cleaning"])
+    if section.get("bandpass_hz") is not None:
+        section["bandpass_hz"] = tuple(float(v) for v in section["bandpass_hz"])
+    return CleaningSettings(**section, window=config["window"])
 
 
 # --- run and interval helpers -------------------------------------------------------------

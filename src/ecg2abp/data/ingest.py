@@ -54,7 +54,7 @@ def discover_parts(data_dir: Path, pattern: str) -> dict[str, Path]:
 
 def cleaning_settings(config: dict) -> cleaning.CleaningSettings:
     """Cleaning settings from the config's `cleaning` section and window."""
-    return cleaning.settings_from_config({**config["cleaning"], "window": config["window"]})
+    return cleaning.settings_from_config(config)
 
 
 def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> dict:
