@@ -93,12 +93,13 @@ class CleanedRecord:
 
 def _check_settings(s: CleaningSettings) -> None:
     """Raise InputError naming the first cleaning key whose value cannot work."""
-    positive = ("min_segment_seconds", "flat_seconds", "window", "clip_min_samples")
+    positive = ("flat_seconds", "window", "clip_min_samples")
     for name in positive:
         if not getattr(s, name) > 0:
             raise InputError(f"cleaning.{name} must be > 0, got {getattr(s, name)!r}")
-    if not s.margin_seconds >= 0:
-        raise InputError(f"cleaning.margin_seconds must be >= 0, got {s.margin_seconds!r}")
+    for name in ("margin_seconds", "min_segment_seconds"):  # 0: no margin; one window suffices
+        if not getattr(s, name) >= 0:
+            raise InputError(f"cleaning.{name} must be >= 0, got {getattr(s, name)!r}")
     if s.bandpass_order < 1:
         raise InputError(f"cleaning.bandpass_order must be >= 1, got {s.bandpass_order!r}")
     for low, high in (("abp_min", "abp_max"), ("sbp_min", "sbp_max"), ("dbp_min", "dbp_max")):
