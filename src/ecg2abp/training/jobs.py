@@ -193,8 +193,10 @@ def train_classical(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
     """Fit a classical baseline on a capped sample of training windows."""
     train = ctx.train
     model = models.build(ctx.spec["model"], window=fold.window, **ctx.spec.get("options", {}))
-    # One fit on up to `classical_max_windows` windows, not the deep models' per-epoch cap.
-    capped = {**train, "max_windows_per_epoch": train["classical_max_windows"]}
+    # One fit on up to `classical_max_windows` windows (all for a model that memorises them),
+    # not the deep models' per-epoch cap.
+    cap = None if model.every_window else train["classical_max_windows"]
+    capped = {**train, "max_windows_per_epoch": cap}
     train_feed, val_feed = _feeds(fold, capped, train["seed"])
     started = time.perf_counter()
     x, y = _sample(train_feed)
