@@ -121,6 +121,12 @@ def cmd_bench_ingest(args: argparse.Namespace) -> None:
     print(json.dumps(bench_ingest(part, config=_config(args.config), bandpass=args.bandpass)))
 
 
+def cmd_bench_knn(args: argparse.Namespace) -> None:
+    from ecg2abp.bench.knn import bench_knn
+
+    print(json.dumps(bench_knn(train=args.train, queries=args.queries, threads=args.threads)))
+
+
 def cmd_bench_model(args: argparse.Namespace) -> None:
     from ecg2abp.bench.models import bench_infer, bench_train
 
@@ -217,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_bench.add_argument("--config", help="config YAML (default: built-in defaults)")
     ingest_bench.add_argument("--bandpass", action="store_true", help="keep the ECG band-pass on")
     ingest_bench.set_defaults(run=cmd_bench_ingest)
+    knn_bench = benches.add_parser("knn", help="knn query speed over paper-scale training data")
+    knn_bench.add_argument("--train", type=int, default=1_150_000, help="training windows")
+    knn_bench.add_argument("--queries", type=int, default=2048, help="query windows (2048)")
+    knn_bench.add_argument("--threads", type=int, default=2, help="torch threads (2)")
+    knn_bench.set_defaults(run=cmd_bench_knn)
     for what in ("train", "infer"):
         model_bench = benches.add_parser(what, help=f"{what} windows/s, reference vs fast paths")
         model_bench.add_argument("--model", default="msca_cssc_unet")
