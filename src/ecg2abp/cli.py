@@ -71,6 +71,20 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(json.dumps({level: values.get("mae") for level, values in result["levels"].items()}))
 
 
+def cmd_import_original(args: argparse.Namespace) -> None:
+    from ecg2abp.models.original import import_original, original_stats, stats_from_shards
+
+    if bool(args.shards) == (args.ecg_min is not None or args.ecg_max is not None):
+        raise InputError("import-original: give either --shards or --ecg-min and --ecg-max")
+    if args.shards:
+        stats = stats_from_shards([Path(s) for s in args.shards])
+    elif args.ecg_min is None or args.ecg_max is None:
+        raise InputError("import-original: --ecg-min and --ecg-max go together")
+    else:
+        stats = original_stats(args.ecg_min, args.ecg_max)
+    print(json.dumps(import_original(Path(args.checkpoint), Path(args.out), stats)))
+
+
 def cmd_models(args: argparse.Namespace) -> None:
     from ecg2abp.models.inventory import describe_models, describe_variants, format_table
 
@@ -105,6 +119,12 @@ def cmd_bench_ingest(args: argparse.Namespace) -> None:
     if not part.exists():
         raise InputError(f"{part}: no such file")
     print(json.dumps(bench_ingest(part, config=_config(args.config), bandpass=args.bandpass)))
+
+
+def cmd_bench_knn(args: argparse.Namespace) -> None:
+    from ecg2abp.bench.knn import bench_knn
+
+    print(json.dumps(bench_knn(train=args.train, queries=args.queries, threads=args.threads)))
 
 
 def cmd_bench_model(args: argparse.Namespace) -> None:
@@ -168,6 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fold_job_arguments(evaluate, out="folder for predictions and metrics")
     evaluate.set_defaults(run=cmd_evaluate)
 
+    original = commands.add_parser(
+        "import-original", help="a checkpoint of the original code as a model file (model.pt)"
+    )
+    original.add_argument("checkpoint", help="MSCA_CSSC_UNet.pth saved by the original code")
+    original.add_argument("--out", required=True, help="model file to write (model.pt)")
+    original.add_argument(
+        "--shards", nargs="+", help="shards of every part (config/paper.yaml): the ECG min/max"
+    )
+    original.add_argument("--ecg-min", type=float, help="the original's global ECG minimum")
+    original.add_argument("--ecg-max", type=float, help="the original's global ECG maximum")
+    original.set_defaults(run=cmd_import_original)
+
     models = commands.add_parser("models", help="list every model with parameters and GFLOP")
     models.add_argument("--json", action="store_true", help="JSON instead of a Markdown table")
     models.add_argument("--window", type=int, default=88, help="window in samples (88)")
@@ -191,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_bench.add_argument("--config", help="config YAML (default: built-in defaults)")
     ingest_bench.add_argument("--bandpass", action="store_true", help="keep the ECG band-pass on")
     ingest_bench.set_defaults(run=cmd_bench_ingest)
+    knn_bench = benches.add_parser("knn", help="knn query speed over paper-scale training data")
+    knn_bench.add_argument("--train", type=int, default=1_150_000, help="training windows")
+    knn_bench.add_argument("--queries", type=int, default=2048, help="query windows (2048)")
+    knn_bench.add_argument("--threads", type=int, default=2, help="torch threads (2)")
+    knn_bench.set_defaults(run=cmd_bench_knn)
     for what in ("train", "infer"):
         model_bench = benches.add_parser(what, help=f"{what} windows/s, reference vs fast paths")
         model_bench.add_argument("--model", default="msca_cssc_unet")

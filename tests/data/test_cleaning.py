@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.io
 from real_record import REAL_RECORD
+from scipy.signal import sosfilt
 
 from ecg2abp.config import validate_config
 from ecg2abp.data import cleaning
@@ -433,3 +434,32 @@ def test_records_shorter_than_the_beat_check_span_are_counted_not_crashed(n_samp
     result = clean_record(ecg, abp, 125.0, CleaningSettings())
     assert result.segments == []
     assert sum(result.removed.values()) == n_samples
+
+
+# --- start-up transient -------------------------------------------------------------------
+
+
+def test_a_step_starts_the_filter_in_its_steady_state_without_a_transient():
+    fs, settings = 125.0, CleaningSettings()
+    step = np.ones(1250)  # a segment that starts 1 mV off zero
+    zero_state = sosfilt(cleaning._bandpass_sos(fs, 0.5, 40.0, 2), step)
+    assert abs(zero_state[round(0.5 * fs)]) > 0.1  # the transient a zero state leaves
+    assert np.abs(filter_ecg_segment(step, fs, settings)).max() < 1e-6
+
+
+def test_the_start_up_error_on_real_ecg_no_longer_depends_on_its_offset():
+    fs, settings = 125.0, CleaningSettings()
+    sos = cleaning._bandpass_sos(fs, 0.5, 40.0, 2)
+    ecg = scipy.io.loadmat(FIXTURE)["p"][0, 0][2, 3005:16690]  # the record's clean beats
+    error = {}
+    for offset in (0.0, 1.0):
+        settled = sosfilt(sos, ecg + offset)  # long started: its transient has died out
+        for name, start in itertools.product(("zero", "steady"), range(1250, 12500, 250)):
+            piece = ecg[start : start + 125] + offset  # segments starting mid-recording
+            out = sosfilt(sos, piece) if name == "zero" else filter_ecg_segment(piece, fs, settings)
+            rms = np.sqrt(np.mean((out - settled[start : start + 125]) ** 2))
+            error.setdefault((name, offset), []).append(rms)
+    mean = {key: float(np.mean(values)) for key, values in error.items()}
+    assert mean["zero", 1.0] > 0.2  # mV, in the first second
+    assert mean["steady", 1.0] == pytest.approx(mean["steady", 0.0], abs=1e-6)
+    assert mean["steady", 1.0] < 0.05

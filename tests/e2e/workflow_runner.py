@@ -29,6 +29,7 @@ def snakemake(
     overlay.write_text(config)
     command = [
         *SNAKEMAKE,
+        *args,  # first: a target after --resources would be read as a resource
         "--snakefile",
         str(REPO / "Snakefile"),
         "--directory",
@@ -40,6 +41,5 @@ def snakemake(
         "2",
         "--resources",
         "gpu=1",
-        *args,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=1200, env=env)

@@ -128,13 +128,17 @@ def test_paper_protocol_reads_its_drawn_windows_and_normalises_globally(split):
     }
     np.savez(windows_path(split_path), **drawn)
     split_path.write_text(json.dumps({**document, "protocol": "paper", "leaky": True}))
-    fold = load_fold(split_path, [shard_path], 0, normalisation="zscore")
+    fold = load_fold(split_path, [shard_path], 0, normalisation="minmax_all")
     assert fold.leaky
     for side in ("train", "val", "test"):
         np.testing.assert_array_equal(fold.starts[side][0], np.sort(drawn[f"fold0_{side}"][:, 1]))
+        # the feed's order gives them back as drawn
+        np.testing.assert_array_equal(
+            fold.starts[side][0][fold.order[side]], drawn[f"fold0_{side}"][:, 1]
+        )
     # the original normalises with one min-max over every window, test data included
     ecg = covered_ecg(shard_path, every)
-    assert fold.stats.method == "minmax"
+    assert fold.stats.method == "minmax_all"
     assert (fold.stats.ecg_center, fold.stats.ecg_scale) == pytest.approx(
         (ecg.min(), ecg.max() - ecg.min())
     )

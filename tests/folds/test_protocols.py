@@ -6,17 +6,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.io
+import torch
 from shard_factory import Piece, expected_starts, random_record, write_test_shard
+from torch.utils.data import random_split
 
-from ecg2abp.config import validate_config
+from ecg2abp.config import load_config, validate_config
+from ecg2abp.data.ingest import ingest_part
 from ecg2abp.data.shards import open_shard
+from ecg2abp.data.synth import write_synthetic
 from ecg2abp.errors import InputError
-from ecg2abp.folds.feed import select_windows, side_ranges
+from ecg2abp.folds.feed import WindowFeed, select_windows, side_ranges
+from ecg2abp.folds.loading import load_fold
 from ecg2abp.folds.protocols import SIDES, make_splits, split_to_file, windows_path
 
 WINDOW = 8
 PARTS = ("part_1", "part_2", "part_3", "part_4")
 DUPLICATE = ("part_1/0002", "part_3/0005")  # same signals, different parts
+REPO = Path(__file__).resolve().parents[2]
 
 
 def build_parts(folder: Path, records_per_part: int, lengths: tuple[int, int], stride: int = 1):
@@ -248,14 +255,23 @@ def test_paper_draws_distinct_stride_one_windows_60_20_20(data, tmp_path):
     assert document["leaky"] is True and document["n_folds"] == 1
     with np.load(windows_path(out)) as npz:
         drawn = {side: npz[f"fold0_{side}"] for side in SIDES}
-    n_all = sum(len(expected_starts(parts[part], WINDOW, 1)) for part in PARTS)
-    n = round(0.05 * n_all)
-    assert sum(len(a) for a in drawn.values()) == n
+    # the draw is over every record's windows before cleaning (its first to last kept sample
+    # here); the drawn windows that cleaning cut are counted, not served
+    n_raw = sum(
+        max(p[-1].source_start + len(p[-1].ecg) - WINDOW + 1, 0)
+        for part in PARTS
+        for p in parts[part].values()
+        if p
+    )
+    draw = document["paper_draw"]
+    n = int(0.05 * n_raw)
+    assert (draw["windows"], draw["drawn"]) == (n_raw, n)
+    assert sum(draw["unavailable"].values()) > 0  # the fixture's records have gaps
     for side, share in zip(SIDES, (0.6, 0.2, 0.2), strict=True):
         assert drawn[side].dtype == np.int64 and drawn[side].shape[1] == 2
-        assert abs(len(drawn[side]) - share * n) <= 1
+        assert abs(len(drawn[side]) + draw["unavailable"][side] - share * n) <= 1
     every = np.concatenate(list(drawn.values()))
-    assert len({tuple(row) for row in every}) == n  # no window drawn twice
+    assert len({tuple(row) for row in every}) == len(every)  # no window drawn twice
     valid = {
         (index, array) for index, part in enumerate(PARTS)
         for _, _, array in expected_starts(parts[part], WINDOW, 1)
@@ -274,7 +290,7 @@ def test_paper_sides_overlap_in_samples_as_the_protocol_does(data):
 
 def test_paper_is_deterministic_by_seed(data):
     paths, _ = data
-    runs = [make_splits(paths, paper_config(seed=s)["split"], WINDOW)[1] for s in (4, 4, 5)]
+    runs = [make_splits(paths, paper_config(paper_seed=s)["split"], WINDOW)[1] for s in (4, 4, 5)]
     for side in SIDES:
         key = f"fold0_{side}"
         np.testing.assert_array_equal(runs[0][key], runs[1][key])
@@ -301,3 +317,79 @@ def test_paper_refuses_a_draw_that_leaves_a_side_empty(tmp_path):
     split = validate_config({"split": {"protocol": "paper", "paper_fraction": 0.01}})["split"]
     with pytest.raises(InputError, match="paper_fraction"):
         make_splits([path], split, 88)
+
+
+# --- paper, exactly as the original draws ------------------------------------------------
+
+
+def original_draw(part_files: list[Path], window: int, seed: int) -> dict[str, list[tuple]]:
+    """The original's windows, from its description: one global stride-1 index (parts by
+    number, records in file order, N - window + 1 starts each), randperm then random_split
+    with one generator. Each window as (part, record number, start in the record)."""
+    index = []
+    for path in sorted(part_files, key=lambda p: int(p.stem.split("_")[1])):
+        for number, record in enumerate(scipy.io.loadmat(path)["p"][0]):
+            index += [(path.stem, number, start) for start in range(record.shape[1] - window + 1)]
+    generator = torch.Generator().manual_seed(seed)
+    subset = torch.randperm(len(index), generator=generator)[: int(0.005 * len(index))].tolist()
+    sides = random_split(subset, [0.6, 0.2, 0.2], generator=generator)
+    return {
+        side: [index[subset[i]] for i in part.indices]
+        for side, part in zip(SIDES, sides, strict=True)
+    }
+
+
+@pytest.fixture(scope="module")
+def original_layout(tmp_path_factory):
+    """Kaggle-layout parts 1, 2 and 10 of artefact-free records, ingested with config/paper.yaml."""
+    folder = tmp_path_factory.mktemp("original")
+    parts = write_synthetic(
+        folder, parts=3, records_per_part=6, seed=5, min_seconds=8.0, max_seconds=30.0,
+        artefacts=False,
+    )  # fmt: skip
+    parts[2] = parts[2].rename(folder / "part_10.mat")  # by number: part_2 before part_10
+    paper = load_config(REPO / "config" / "config.yaml", REPO / "config" / "paper.yaml")
+    shards = []
+    for part in parts:
+        shards.append(folder / f"{part.stem}.h5")
+        ingest_part(part, shards[-1], folder / f"{part.stem}.parquet", paper)
+    return parts, sorted(shards), paper  # sorted as text: part_1, part_10, part_2
+
+
+def test_paper_draws_the_originals_very_windows_in_its_order(original_layout, tmp_path):
+    parts, shards, paper = original_layout
+    out = tmp_path / "paper.json"
+    split_to_file(shards, out, paper)
+    expected = original_draw(parts, paper["window"], seed=42)
+    opened = [open_shard(path) for path in shards]
+    with np.load(windows_path(out)) as npz:
+        for side in SIDES:
+            got = []
+            for shard_index, start in npz[f"fold0_{side}"]:
+                shard = opened[shard_index]
+                segment = shard.segments[np.searchsorted(shard.segments[:, 1], start, "right") - 1]
+                number = int(shard.records[segment[0]].split("/")[1])
+                got.append((shard.name, number, int(segment[3] + start - segment[1])))
+            assert got == expected[side], side
+    draw = json.loads(out.read_text())["paper_draw"]
+    assert draw["unavailable"] == {"train": 0, "val": 0, "test": 0}
+    assert draw["seed"] == 42 and draw["original_layout"] is False  # 3 parts of 6 records
+
+
+def test_the_paper_feed_serves_the_drawn_windows_in_the_drawn_order(original_layout, tmp_path):
+    parts, shards, paper = original_layout
+    out = tmp_path / "paper.json"
+    split_to_file(shards, out, paper)
+    fold = load_fold(out, shards, 0, normalisation="minmax_all")
+    signals = {p.stem: scipy.io.loadmat(p)["p"][0] for p in parts}
+    window = paper["window"]
+    for side, windows in original_draw(parts, window, seed=42).items():
+        feed = WindowFeed(
+            fold.shards, fold.starts[side], window=window, stats=fold.stats, batch_size=7,
+            seed=0, shuffle=False, order=fold.order[side],
+        )  # fmt: skip
+        ecg, abp = feed.gather(feed.epoch_order(0))
+        for row, (part, number, start) in enumerate(windows):
+            record = signals[part][number]
+            np.testing.assert_array_equal(ecg[row], record[2, start : start + window].astype("f4"))
+            assert abp[row] == np.float32(record[1, start + window - 1])

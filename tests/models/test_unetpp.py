@@ -336,10 +336,11 @@ def test_sinusoid_table_handles_odd_width(d_model):
     assert len(sine_columns) == math.ceil(d_model / 2)
     assert len(cosine_columns) == d_model // 2
     rate = lambda columns: 10000.0 ** (-(columns - columns % 2) / d_model)  # noqa: E731
+    # float32 angles, as the original computes them: off by up to ~1.3e-4 at position 4,095
     np.testing.assert_allclose(table[:, sine_columns], np.sin(position * rate(sine_columns)),
-                               atol=1e-5)  # fmt: skip
+                               atol=3e-4)  # fmt: skip
     np.testing.assert_allclose(table[:, cosine_columns], np.cos(position * rate(cosine_columns)),
-                               atol=1e-5)  # fmt: skip
+                               atol=3e-4)  # fmt: skip
 
 
 def test_attention_adds_the_positional_table_by_channel():

@@ -11,5 +11,5 @@ run_step(
     [Path(p) for p in snakemake.input.shards],
     int(snakemake.wildcards.fold),
     Path(snakemake.output.metrics).parent,
-    snakemake.config,
+    getattr(snakemake.params, "config", snakemake.config),  # leak_gap: protocol replaced
 )

@@ -8,5 +8,5 @@ run_step(
     split_to_file,
     [Path(p) for p in snakemake.input.shards],
     Path(snakemake.output.split),
-    snakemake.config,
+    getattr(snakemake.params, "config", snakemake.config),  # leak_gap: protocol replaced
 )

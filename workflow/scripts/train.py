@@ -7,7 +7,7 @@ run_step(
     snakemake.log[0],
     train_variant,
     snakemake.wildcards.variant,
-    snakemake.config,
+    getattr(snakemake.params, "config", snakemake.config),  # leak_gap: protocol replaced
     Path(snakemake.input.split),
     [Path(p) for p in snakemake.input.shards],
     int(snakemake.wildcards.fold),

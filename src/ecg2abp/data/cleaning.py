@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.ndimage import convolve1d, maximum_filter1d, minimum_filter1d
-from scipy.signal import butter, sosfilt
+from scipy.signal import butter, sosfilt, sosfilt_zi
 
 from ecg2abp.errors import InputError
 
@@ -347,21 +347,40 @@ def _bandpass_sos(fs: float, low: float, high: float, order: int) -> np.ndarray:
     return butter(order, (low, high), btype="bandpass", fs=fs, output="sos")
 
 
+@lru_cache(maxsize=32)
+def _bandpass_steady_state(fs: float, low: float, high: float, order: int) -> np.ndarray:
+    """Filter state [sections, 2] of a unit constant input held forever."""
+    return sosfilt_zi(_bandpass_sos(fs, low, high, order))
+
+
 def filter_ecg_segment(ecg: np.ndarray, fs: float, settings: CleaningSettings) -> np.ndarray:
-    """Causal band-pass of one kept segment from a zero initial state, as float32."""
+    """Causal band-pass of one kept segment, as float32.
+
+    The filter starts in the steady state of its first sample held forever (still causal: it
+    uses that sample only), so a segment's offset does not ring through its first second.
+    """
     if settings.bandpass_hz is None:
         return np.asarray(ecg, dtype=np.float32)
-    sos = _bandpass_sos(float(fs), *settings.bandpass_hz, settings.bandpass_order)
-    return sosfilt(sos, np.asarray(ecg, dtype=np.float64)).astype(np.float32)
+    return CausalBandpass(fs, settings.bandpass_hz, settings.bandpass_order)(ecg)
 
 
 class CausalBandpass:
-    """The same band-pass for a live stream fed in chunks: the filter state carries over."""
+    """The same band-pass for a live stream fed in chunks: the filter state carries over.
+
+    The first sample seen sets the starting state, as for a whole segment.
+    """
 
     def __init__(self, fs: float, band: tuple[float, float], order: int = 2) -> None:
-        self._sos = _bandpass_sos(float(fs), float(band[0]), float(band[1]), order)
-        self._state = np.zeros((self._sos.shape[0], 2))
+        key = (float(fs), float(band[0]), float(band[1]), order)
+        self._sos = _bandpass_sos(*key)
+        self._steady = _bandpass_steady_state(*key)
+        self._state: np.ndarray | None = None
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
-        out, self._state = sosfilt(self._sos, np.asarray(chunk, dtype=np.float64), zi=self._state)
+        chunk = np.asarray(chunk, dtype=np.float64)
+        if len(chunk) == 0:
+            return np.zeros(0, dtype=np.float32)
+        if self._state is None:
+            self._state = self._steady * chunk[0]
+        out, self._state = sosfilt(self._sos, chunk, zi=self._state)
         return out.astype(np.float32)

@@ -65,12 +65,14 @@ def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> 
     pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     segment_rows: list[tuple[int, int, int, int]] = []
     record_ids: list[str] = []
+    record_samples: list[int] = []
     rows: list[dict] = []
     position = 0
     records = readers.iter_records(part, ecg_lead=config["ecg_lead"], target_fs=fs)
     for index, record in enumerate(records):
         result = cleaning.clean_record(record.ecg, record.abp, record.fs, settings)
         record_ids.append(record.record_id)
+        record_samples.append(result.n_samples)
         for start, stop in result.segments:
             ecg = cleaning.filter_ecg_segment(record.ecg[start:stop], record.fs, settings)
             abp = record.abp[start:stop].astype(np.float32)
@@ -108,6 +110,7 @@ def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> 
         window=window,
         stride=stride,
         attrs=attrs,
+        record_samples=record_samples,
     )
     report = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
     totals = report.drop(columns=["level", "record_id"]).sum()

@@ -35,6 +35,15 @@ def window_starts(segments: np.ndarray, window: int, stride: int) -> np.ndarray:
     return out
 
 
+def lengths_from_segments(segments: np.ndarray, n_records: int) -> np.ndarray:
+    """Per record, the end of its last kept sample in the original record (0 if none kept)."""
+    lengths = np.zeros(n_records, dtype=np.int64)
+    if len(segments):
+        ends = segments[:, 3] + segments[:, 2] - segments[:, 1]
+        np.maximum.at(lengths, segments[:, 0], ends)
+    return lengths
+
+
 def _index_dtype(n: int) -> type:
     return np.uint32 if n < 2**32 else np.uint64
 
@@ -48,11 +57,13 @@ def write_shard(
     window: int,
     stride: int,
     attrs: dict[str, Any],
+    record_samples: Sequence[int] | None = None,
 ) -> int:
     """Write a shard atomically from per-segment (ecg, abp, ppg) pieces; return its window count.
 
     `segments` holds (record, start, stop, source_start) rows whose start/stop are the pieces'
-    positions once laid end to end.
+    positions once laid end to end; `record_samples` each record's length before cleaning
+    (default: up to its last kept sample).
     """
     total = int(segments[-1, 2]) if len(segments) else 0
     windows = window_starts(segments, window, stride)
@@ -67,6 +78,9 @@ def write_shard(
             "records", data=np.array(records, dtype=object), dtype=h5py.string_dtype()
         )
         h5.create_dataset("windows", data=windows)
+        if record_samples is None:
+            record_samples = lengths_from_segments(segments, len(records))
+        h5.create_dataset("record_samples", data=np.asarray(record_samples, dtype=np.int64))
         h5.attrs.update(
             {"format_version": FORMAT_VERSION, "window": window, "stride": stride, **attrs}
         )
@@ -85,6 +99,7 @@ class Shard:
     records: list[str]
     windows: np.ndarray
     attrs: dict[str, Any]
+    record_samples: np.ndarray | None = None  # each record's length before cleaning
 
     @property
     def name(self) -> str:
@@ -127,6 +142,7 @@ def open_shard(path: Path | str, *, mapped: bool = False, signals: bool = True) 
                 records=[r.decode() if isinstance(r, bytes) else r for r in h5["records"][()]],
                 windows=h5["windows"][()].astype(np.int64),
                 attrs=dict(h5.attrs),
+                record_samples=h5["record_samples"][()] if "record_samples" in h5 else None,
                 **arrays,
             )
     except (OSError, KeyError) as err:

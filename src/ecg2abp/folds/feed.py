@@ -54,6 +54,7 @@ class WindowFeed:
         seed: int,
         shuffle: bool = True,
         max_windows: int | None = None,
+        order: np.ndarray | None = None,
     ) -> None:
         self.window = window
         self.stats = stats
@@ -70,6 +71,8 @@ class WindowFeed:
         self._abp = [shard.abp for shard in shards]
         self._single = len(shards) == 1
         self.n_windows = len(self._starts)
+        # unshuffled order: positions into the starts laid end to end (default: as laid)
+        self._order = np.arange(self.n_windows) if order is None else np.asarray(order, np.int64)
 
     def windows_per_epoch(self) -> int:
         if self.max_windows is None:
@@ -82,7 +85,7 @@ class WindowFeed:
     def epoch_order(self, epoch: int) -> np.ndarray:
         """Window positions of one epoch, deterministic in (seed, epoch)."""
         if not self.shuffle:
-            return np.arange(self.windows_per_epoch())
+            return self._order[: self.windows_per_epoch()]
         rng = np.random.default_rng([self.seed, epoch])
         if self.windows_per_epoch() < self.n_windows:
             return rng.choice(self.n_windows, size=self.windows_per_epoch(), replace=False)

@@ -2,7 +2,7 @@
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,8 @@ class FoldData:
     shards: list[Shard]
     starts: dict[str, list[np.ndarray]]  # side → window starts, one array per shard
     stats: NormStats
+    # side → feed order: positions into the side's starts laid end to end (paper: as drawn)
+    order: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def leaky(self) -> bool:
@@ -63,15 +65,19 @@ def read_split(path: Path) -> dict:
         raise InputError(f"{path}: cannot read split file ({err})") from None
 
 
-def _paper_starts(split_path: Path, n_shards: int, fold: int) -> dict[str, list[np.ndarray]]:
+def _paper_starts(
+    split_path: Path, n_shards: int, fold: int
+) -> tuple[dict[str, list[np.ndarray]], dict[str, np.ndarray]]:
+    """Each side's drawn starts sorted per shard, and the order they were drawn in."""
+    starts, order = {}, {}
     with np.load(windows_path(split_path)) as drawn:
-        return {
-            side: [
-                np.sort(drawn[f"fold{fold}_{side}"][drawn[f"fold{fold}_{side}"][:, 0] == i, 1])
-                for i in range(n_shards)
-            ]
-            for side in SIDES
-        }
+        for side in SIDES:
+            rows = drawn[f"fold{fold}_{side}"]
+            starts[side] = [np.sort(rows[rows[:, 0] == i, 1]) for i in range(n_shards)]
+            by_position = np.lexsort((rows[:, 1], rows[:, 0]))  # drawn row at each position
+            order[side] = np.empty(len(rows), dtype=np.int64)
+            order[side][by_position] = np.arange(len(rows))
+    return starts, order
 
 
 def load_fold(
@@ -80,6 +86,7 @@ def load_fold(
     fold: int,
     *,
     normalisation: str,
+    abp: str = "zscore",
     mapped: bool = False,
 ) -> FoldData:
     """Open the fold's shards and select each side's windows; statistics from training data."""
@@ -92,15 +99,14 @@ def load_fold(
         raise InputError(f"{split_path}: shard {missing[0]} named by the split is not given")
     shards = [open_shard(by_name[name], mapped=mapped) for name in document["shards"]]
     window = int(document["window"])
+    order: dict[str, np.ndarray] = {}
     if document["protocol"] == "paper":
-        starts = _paper_starts(split_path, len(shards), fold)
-        # The original normalises with one min/max over every record, test data included.
-        stats = compute_stats(shards, [s.windows for s in shards], window, "minmax")
+        starts, order = _paper_starts(split_path, len(shards), fold)
     else:
         sides = document["folds"][fold]
         starts = {
             side: [select_windows(s, side_ranges(sides[side]), window) for s in shards]
             for side in SIDES
         }
-        stats = compute_stats(shards, starts["train"], window, normalisation)
-    return FoldData(document, fold, window, shards, starts, stats)
+    stats = compute_stats(shards, starts["train"], window, normalisation, abp=abp)
+    return FoldData(document, fold, window, shards, starts, stats, order)

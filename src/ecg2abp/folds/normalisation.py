@@ -11,7 +11,7 @@ from ecg2abp.errors import InputError
 
 @dataclass(frozen=True)
 class NormStats:
-    """Affine normalisation: ECG by `method` statistics, ABP by mean and SD."""
+    """Affine normalisation: ECG by `method` statistics, ABP by mean and SD (or 0 and 1: mmHg)."""
 
     method: str
     ecg_center: float
@@ -46,13 +46,22 @@ def _covered(n_samples: int, starts: np.ndarray, window: int) -> np.ndarray:
 
 
 def compute_stats(
-    shards: Sequence[Shard], starts: Sequence[np.ndarray], window: int, method: str
+    shards: Sequence[Shard],
+    starts: Sequence[np.ndarray],
+    window: int,
+    method: str,
+    *,
+    abp: str = "zscore",
 ) -> NormStats:
-    """Statistics over the samples the selected windows cover (ECG) and their targets (ABP)."""
+    """Statistics over the samples the selected windows cover (ECG) and their targets (ABP).
+
+    `method` minmax_all takes the ECG min/max over every window of every shard, test data
+    included (the original's formula); `abp` none keeps targets in mmHg (the original's).
+    """
+    ecg_starts = [s.windows for s in shards] if method == "minmax_all" else starts
     count = ecg_sum = ecg_sq = 0.0
     ecg_min, ecg_max = np.inf, -np.inf
-    targets = []
-    for shard, shard_starts in zip(shards, starts, strict=True):
+    for shard, shard_starts in zip(shards, ecg_starts, strict=True):
         if len(shard_starts) == 0:
             continue
         covered = _covered(len(shard.ecg), shard_starts, window)
@@ -61,19 +70,26 @@ def compute_stats(
         ecg_sum += ecg.sum()
         ecg_sq += np.square(ecg).sum()
         ecg_min, ecg_max = min(ecg_min, ecg.min()), max(ecg_max, ecg.max())
-        targets.append(np.asarray(shard.abp[shard_starts + window - 1], dtype=np.float64))
-    if count == 0:
+    targets = [
+        np.asarray(shard.abp[shard_starts + window - 1], dtype=np.float64)
+        for shard, shard_starts in zip(shards, starts, strict=True)
+    ]
+    abp_values = np.concatenate(targets) if targets else np.zeros(0)
+    if count == 0 or len(abp_values) == 0:
         raise InputError("split: the training side has no window; cannot normalise")
-    abp = np.concatenate(targets)
     if method == "zscore":
         mean = ecg_sum / count
         center, scale = mean, float(np.sqrt(max(ecg_sq / count - mean**2, 0.0)))
     else:
         center, scale = float(ecg_min), float(ecg_max - ecg_min)
+    abp_center, abp_scale = 0.0, 1.0
+    if abp == "zscore":
+        abp_center = float(abp_values.mean())
+        abp_scale = float(abp_values.std()) if abp_values.std() > 0 else 1.0
     return NormStats(
         method=method,
         ecg_center=float(center),
         ecg_scale=scale if scale > 0 else 1.0,
-        abp_center=float(abp.mean()),
-        abp_scale=float(abp.std()) if abp.std() > 0 else 1.0,
+        abp_center=abp_center,
+        abp_scale=abp_scale,
     )

@@ -1,18 +1,26 @@
 """Folds written once to a split file: record, part, temporal and the paper's leaky protocol."""
 
 import hashlib
+import logging
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch.utils.data import random_split
 
 from ecg2abp.atomic import atomic_path, write_json
-from ecg2abp.data.shards import Shard, open_shard
+from ecg2abp.data.shards import Shard, lengths_from_segments, open_shard
 from ecg2abp.errors import InputError
 
 PROTOCOLS = ("record", "part", "temporal", "paper")
 SIDES = ("train", "val", "test")
+ORIGINAL_RECORDS_PER_PART = 1000  # the original code reads exactly this many per part file
+RECORD_KEY = 1 << 40  # record × RECORD_KEY + sample: one sortable key (records < 2**40 long)
+log = logging.getLogger("ecg2abp.folds")
 
 
 @dataclass(frozen=True)
@@ -185,27 +193,94 @@ def temporal_folds(shards: Sequence[Shard], infos: list[RecordInfo], split: dict
     return [{"fold": 0, **sides}]
 
 
-def paper_windows(shards: Sequence[Shard], split: dict) -> dict[str, np.ndarray]:
-    """The original protocol: a random share of all stride-1 windows, split at random."""
+def natural_key(name: str) -> list:
+    """part_2 before part_10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _source_lengths(shard: Shard) -> np.ndarray:
+    if shard.record_samples is not None:
+        return np.asarray(shard.record_samples, np.int64)
+    return lengths_from_segments(shard.segments, len(shard.records))
+
+
+def _to_array_starts(shard: Shard, record: np.ndarray, offset: np.ndarray, window: int):
+    """Array starts of windows given by (record, start in the original record); -1 where the
+    window is not wholly inside one kept segment (cleaning removed some of its samples)."""
+    segments = shard.segments
+    key = segments[:, 0] * RECORD_KEY + segments[:, 3]  # sorted: records, then source order
+    row = np.searchsorted(key, record * RECORD_KEY + offset, side="right") - 1
+    found = row >= 0
+    row = np.maximum(row, 0)
+    segment_end = segments[row, 3] + segments[row, 2] - segments[row, 1]
+    inside = found & (segments[row, 0] == record) & (offset + window <= segment_end)
+    return np.where(inside, segments[row, 1] + offset - segments[row, 3], -1)
+
+
+def paper_windows(
+    shards: Sequence[Shard], split: dict, window: int
+) -> tuple[dict[str, np.ndarray], dict]:
+    """The original protocol's very draw, and a summary of it.
+
+    As train_and_test.py: every record's N - window + 1 stride-1 windows in one global order
+    (parts by number, records in file order), `torch.randperm` with a generator seeded by
+    `paper_seed` keeps the first int(fraction × n), and `random_split` of those, with the same
+    generator, makes train/val/test in the original's order. Windows that cleaning cut (none
+    with cleaning off on finite data) are counted and left out.
+    """
     bad = [s.name for s in shards if int(s.attrs["stride"]) != 1]
     if bad:
         raise InputError(f"split: protocol paper needs shards built with stride 1 ({bad[0]})")
-    rng = np.random.default_rng(split["seed"])
-    all_windows = np.concatenate(
-        [np.stack([np.full(len(s.windows), i), s.windows], axis=1) for i, s in enumerate(shards)]
-    )
-    n_drawn = round(split["paper_fraction"] * len(all_windows))
-    drawn = all_windows[rng.choice(len(all_windows), size=n_drawn, replace=False)]
-    fractions = np.asarray(split["paper_sides"], float)
-    edges = np.round(np.cumsum(fractions / fractions.sum()) * n_drawn).astype(int)
-    train, val, test = np.split(drawn, edges[:2])
-    empty = [side for side, part in zip(SIDES, (train, val, test), strict=True) if not len(part)]
+    order = sorted(range(len(shards)), key=lambda i: natural_key(shards[i].name))
+    lengths = [_source_lengths(shards[i]) for i in order]
+    counts = np.concatenate([np.maximum(n - window + 1, 0) for n in lengths])
+    shard_of = np.concatenate([np.full(len(n), i) for i, n in zip(order, lengths, strict=True)])
+    record_of = np.concatenate([np.arange(len(n)) for n in lengths])
+    total = int(counts.sum())
+    generator = torch.Generator().manual_seed(split["paper_seed"])
+    n_drawn = int(split["paper_fraction"] * total)
+    drawn = torch.randperm(total, generator=generator)[:n_drawn].numpy()
+    fractions = [float(f) for f in split["paper_sides"]]
+    if not math.isclose(sum(fractions), 1.0):
+        fractions = [f / sum(fractions) for f in fractions]
+    subsets = random_split(range(n_drawn), fractions, generator=generator)
+    first = np.cumsum(counts) - counts
+    windows, unavailable = {}, {}
+    for side, subset in zip(SIDES, subsets, strict=True):
+        chosen = drawn[np.asarray(subset.indices, dtype=np.int64)]
+        record = np.searchsorted(first, chosen, side="right") - 1
+        starts = np.full(len(chosen), -1, dtype=np.int64)
+        for shard in np.unique(shard_of[record]):
+            mine = shard_of[record] == shard
+            offset = chosen[mine] - first[record[mine]]
+            starts[mine] = _to_array_starts(shards[shard], record_of[record[mine]], offset, window)
+        kept = starts >= 0
+        windows[f"fold0_{side}"] = np.stack([shard_of[record][kept], starts[kept]], axis=1)
+        unavailable[side] = int(np.count_nonzero(~kept))
+    empty = [side for side in SIDES if not len(windows[f"fold0_{side}"])]
     if empty:
         raise InputError(
-            f"split: protocol paper drew {n_drawn} of {len(all_windows)} windows and left the "
+            f"split: protocol paper drew {n_drawn} of {total} windows and left the "
             f"{empty[0]} side empty; raise split.paper_fraction"
         )
-    return {"fold0_train": train, "fold0_val": val, "fold0_test": test}
+    original_layout = [shards[i].name for i in order] == [
+        f"part_{k}" for k in range(1, 13)
+    ] and all(len(n) == ORIGINAL_RECORDS_PER_PART for n in lengths)
+    if sum(unavailable.values()):
+        log.warning("paper: %s drawn windows were cut by cleaning and left out", unavailable)
+    if not original_layout:
+        log.warning(
+            "paper: not the original's 12 parts of 1,000 records; the original code would "
+            "fail on fewer records per file and ignore records beyond 1,000"
+        )
+    info = {
+        "seed": split["paper_seed"],
+        "windows": total,
+        "drawn": n_drawn,
+        "unavailable": unavailable,
+        "original_layout": bool(original_layout),
+    }
+    return windows, info
 
 
 def make_splits(shard_paths: Sequence[Path], split: dict, window: int) -> tuple[dict, dict]:
@@ -223,7 +298,7 @@ def make_splits(shard_paths: Sequence[Path], split: dict, window: int) -> tuple[
     elif protocol == "temporal":
         folds = temporal_folds(shards, infos, split, window)
     else:
-        windows = paper_windows(shards, split)
+        windows, draw = paper_windows(shards, split, window)
         everything = _whole(infos, list(range(len(infos))))
         folds = [{"fold": 0, "train": everything, "val": everything, "test": everything}]
     document = {
@@ -235,6 +310,8 @@ def make_splits(shard_paths: Sequence[Path], split: dict, window: int) -> tuple[
         "shards": [shard.name for shard in shards],
         "folds": folds,
     }
+    if protocol == "paper":
+        document["seed"], document["paper_draw"] = draw["seed"], draw
     return document, windows
 
 

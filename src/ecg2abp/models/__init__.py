@@ -75,6 +75,12 @@ REGISTRY: dict[str, ModelSpec] = {
             "ecg2abp.models.classical:build_ridge",
         ),
         ModelSpec(
+            "knn",
+            "classical",
+            "baseline: target of the nearest training window (scores what near-copies leak)",
+            "ecg2abp.models.knn:build_knn",
+        ),
+        ModelSpec(
             "gbm",
             "classical",
             "baseline: histogram gradient boosting on the window plus R-peak timing features",

@@ -95,6 +95,7 @@ class RidgeWindowModel:
 
     kind = "classical"
     name = "ridge"
+    every_window = False  # fitted on a sample of train.classical_max_windows
 
     def __init__(self, window: int, alpha: float):
         self.window = window
@@ -149,6 +150,7 @@ class GBMWindowModel:
 
     kind = "classical"
     name = "gbm"
+    every_window = False
 
     def __init__(self, window: int, slope_span: int, estimator: HistGradientBoostingRegressor):
         self.window = window

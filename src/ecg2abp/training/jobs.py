@@ -83,7 +83,7 @@ class RunContext:
 
     def config_fingerprint(self) -> str:
         """What decides the trained weights (not where or how often it runs or checkpoints)."""
-        keys = ("window", "fs", "normalisation", "cleaning", "split")
+        keys = ("window", "fs", "normalisation", "abp_normalisation", "cleaning", "split")
         train = {k: v for k, v in self.train.items() if k not in RUN_ONLY_TRAIN_KEYS}
         return fingerprint(
             {"variant": self.spec, "train": train, **{k: self.config[k] for k in keys}}
@@ -119,19 +119,23 @@ def metadata(ctx: RunContext, fold: FoldData, data_hash: str) -> dict:
 
 
 def _feeds(fold: FoldData, train: dict, seed: int) -> tuple[WindowFeed, WindowFeed]:
-    common = {"window": fold.window, "stats": fold.stats, "batch_size": train["batch_size"]}
+    common = {"window": fold.window, "stats": fold.stats, "shuffle": train["shuffle"]}
     train_feed = WindowFeed(
         fold.shards,
         fold.starts["train"],
         seed=seed,
+        batch_size=train["batch_size"],
         max_windows=train["max_windows_per_epoch"],
+        order=fold.order.get("train"),
         **common,
     )
     val_feed = WindowFeed(
         fold.shards,
         fold.starts["val"],
         seed=seed + 1,
+        batch_size=train["val_batch_size"] or train["batch_size"],
         max_windows=train["max_val_windows"],
+        order=fold.order.get("val"),
         **common,
     )
     if train_feed.n_windows == 0:
@@ -189,8 +193,10 @@ def train_classical(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
     """Fit a classical baseline on a capped sample of training windows."""
     train = ctx.train
     model = models.build(ctx.spec["model"], window=fold.window, **ctx.spec.get("options", {}))
-    # One fit on up to `classical_max_windows` windows, not the deep models' per-epoch cap.
-    capped = {**train, "max_windows_per_epoch": train["classical_max_windows"]}
+    # One fit on up to `classical_max_windows` windows (all for a model that memorises them),
+    # not the deep models' per-epoch cap.
+    cap = None if model.every_window else train["classical_max_windows"]
+    capped = {**train, "max_windows_per_epoch": cap}
     train_feed, val_feed = _feeds(fold, capped, train["seed"])
     started = time.perf_counter()
     x, y = _sample(train_feed)
@@ -240,8 +246,13 @@ def train_variant(
     if spec is None:
         raise InputError(f"variant {variant!r}: not declared under `variants` in the config")
     kind = NAIVE if variant == NAIVE else models.spec(spec["model"]).kind
-    normalisation = config["normalisation"]
-    fold = load_fold(split_path, shard_paths, fold_index, normalisation=normalisation)
+    fold = load_fold(
+        split_path,
+        shard_paths,
+        fold_index,
+        normalisation=config["normalisation"],
+        abp=config["abp_normalisation"],
+    )
     ctx = RunContext(variant, spec, config, Path(split_path), Path(out_dir))
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ctx.out_dir.glob(".*.tmp-*"):  # left by a job killed mid-write

@@ -4,6 +4,7 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -132,8 +133,16 @@ class Trainer:
         """Validate, record the epoch in the history, keep the best weights, early-stop."""
         loss_sum = state.get("epoch_loss_sum", 0.0)
         loss_count = max(state.get("epoch_loss_count", 0), 1)
+        weighted = self.settings["val_loss"] == "weighted_heads"
         val = (
-            validation_loss(self.model, self.val_feed, self.device, self.settings["precision"])
+            validation_loss(
+                self.model,
+                self.val_feed,
+                self.device,
+                self.settings["precision"],
+                head_weights=self.head_weights if weighted else None,
+                batchnorm=self.settings["val_batchnorm"],
+            )
             if self.val_feed.n_windows
             else loss_sum / loss_count
         )
@@ -169,16 +178,31 @@ class Trainer:
 
 
 def validation_loss(
-    model: nn.Module, feed: WindowFeed, device: torch.device, precision: str
+    model: nn.Module,
+    feed: WindowFeed,
+    device: torch.device,
+    precision: str,
+    *,
+    head_weights: Sequence[float] | None = None,
+    batchnorm: str = "eval",
 ) -> float:
-    """MSE of the final head over the validation feed (normalised units)."""
-    model.eval()
+    """MSE of the final head over the validation feed (normalised units).
+
+    With `head_weights`, the original's loss instead: the mean over batches of the weighted
+    sum of every head's MSE. `batchnorm` "train" validates as the original does, the model in
+    training mode: BatchNorm on batch statistics, its running statistics updated.
+    """
+    model.train(batchnorm == "train")
     total, count = 0.0, 0
-    with torch.inference_mode(), autocast(device, precision):
+    with torch.no_grad(), autocast(device, precision):
         for x, y in feed.batches(0):
-            prediction = model(x.to(device)).float()
-            total += float(torch.sum((prediction - y.to(device)) ** 2))
-            count += len(y)
+            x, y = x.to(device), y.to(device)
+            if head_weights is None:
+                total += float(torch.sum((model(x).float() - y) ** 2))
+                count += len(y)
+            else:
+                total += float(supervised_loss(model.forward_heads(x), y, head_weights))
+                count += 1
     model.train()
     return total / max(count, 1)
 

@@ -1,0 +1,111 @@
+# leak_gap: every variant the experiment runs, plus knn and naive, trained and scored under
+# `paper` and under `record` on the same shards with the same training settings; only the split
+# differs. Sub-results under results/{experiment}/leak_gap/{protocol}/, one table on top.
+
+LEAK = f"{RESULTS}/leak_gap"
+LEAK_VARIANTS = [*VARIANTS, *([] if "knn" in VARIANTS else ["knn"])]
+
+
+def leak_config(protocol):
+    """The experiment's config with the split protocol replaced and knn declared."""
+    variants = {"knn": {"model": "knn"}, **config["variants"]}
+    return {**config, "split": {**config["split"], "protocol": protocol}, "variants": variants}
+
+
+def leak_folds(protocol):
+    """paper makes one fold; record makes split.folds (train.folds may choose among them)."""
+    n_folds = 1 if protocol == "paper" else config["split"]["folds"]
+    chosen = config["train"]["folds"]
+    return list(range(n_folds)) if chosen == "all" else [f for f in chosen if f < n_folds]
+
+
+def leak_gpus(variant):
+    if variant == "naive":
+        return 0
+    return int(model_spec(leak_config("record")["variants"][variant]["model"]).kind == "deep")
+
+
+def leak_metrics(protocol):
+    return expand(
+        f"{LEAK}/{protocol}/eval/{{variant}}/fold_{{fold}}/metrics.json",
+        variant=[*LEAK_VARIANTS, "naive"],
+        fold=leak_folds(protocol),
+    )
+
+
+wildcard_constraints:
+    protocol="paper|record",
+
+
+rule leak_gap_split:
+    input:
+        shards=shard_files(),
+    output:
+        split=f"{LEAK}/{{protocol}}/splits/{{protocol}}.json",
+    params:
+        config=lambda wildcards: leak_config(wildcards.protocol),
+    log:
+        f"{LOGS}/leak_gap/split/{{protocol}}.log",
+    benchmark:
+        f"benchmarks/{EXP}/leak_gap_split/{{protocol}}.tsv"
+    threads: 1
+    script:
+        "../scripts/split.py"
+
+
+rule leak_gap_train:
+    input:
+        split=f"{LEAK}/{{protocol}}/splits/{{protocol}}.json",
+        shards=shard_files(),
+    output:
+        model=f"{LEAK}/{{protocol}}/models/{{variant}}/fold_{{fold}}/model.pt",
+        history=f"{LEAK}/{{protocol}}/models/{{variant}}/fold_{{fold}}/history.parquet",
+    params:
+        config=lambda wildcards: leak_config(wildcards.protocol),
+    log:
+        f"{LOGS}/leak_gap/train/{{protocol}}/{{variant}}/fold_{{fold}}.log",
+    benchmark:
+        f"benchmarks/{EXP}/leak_gap_train/{{protocol}}/{{variant}}/fold_{{fold}}.tsv"
+    threads: config["threads"]
+    resources:
+        gpu=lambda wildcards: leak_gpus(wildcards.variant),
+    script:
+        "../scripts/train.py"
+
+
+rule leak_gap_evaluate:
+    input:
+        model=f"{LEAK}/{{protocol}}/models/{{variant}}/fold_{{fold}}/model.pt",
+        split=f"{LEAK}/{{protocol}}/splits/{{protocol}}.json",
+        shards=shard_files(),
+    output:
+        predictions=f"{LEAK}/{{protocol}}/eval/{{variant}}/fold_{{fold}}/predictions.parquet",
+        metrics=f"{LEAK}/{{protocol}}/eval/{{variant}}/fold_{{fold}}/metrics.json",
+    params:
+        config=lambda wildcards: leak_config(wildcards.protocol),
+    log:
+        f"{LOGS}/leak_gap/evaluate/{{protocol}}/{{variant}}/fold_{{fold}}.log",
+    benchmark:
+        f"benchmarks/{EXP}/leak_gap_evaluate/{{protocol}}/{{variant}}/fold_{{fold}}.tsv"
+    threads: config["threads"]
+    resources:
+        gpu=lambda wildcards: leak_gpus(wildcards.variant),
+    script:
+        "../scripts/evaluate.py"
+
+
+localrules:
+    leak_gap,
+
+
+rule leak_gap:
+    input:
+        paper=leak_metrics("paper"),
+        record=leak_metrics("record"),
+    output:
+        table=f"{RESULTS}/leak_gap.parquet",
+        summary=f"{RESULTS}/leak_gap.md",
+    log:
+        f"{LOGS}/leak_gap.log",
+    script:
+        "../scripts/leak_gap.py"
