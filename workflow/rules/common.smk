@@ -6,6 +6,7 @@ from pathlib import Path
 from ecg2abp.config import validate_config
 from ecg2abp.errors import InputError
 from ecg2abp.data.ingest import discover_parts
+from ecg2abp.folds.protocols import natural_key
 from ecg2abp.models import spec as model_spec
 from ecg2abp.data.synth import part_stems as synthetic_part_stems
 
@@ -54,13 +55,6 @@ def shard_files():
     return expand(f"{RESULTS}/shards/{{part}}.h5", part=sorted(PARTS, key=natural_key))
 
 
-def natural_key(name):
-    """part_2 before part_10."""
-    import re
-
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
-
-
 def gpus_for(variant):
     """Deep models can use one GPU; classical baselines and the naive floor need none."""
     if variant == "naive":
@@ -95,3 +89,35 @@ def all_targets():
         f"{RESULTS}/metrics.parquet",
         f"{RESULTS}/summary.md",
     ]
+
+
+# leak_gap (rules/leak_gap.smk): the same shards under `paper` and `record`.
+LEAK = f"{RESULTS}/leak_gap"
+LEAK_VARIANTS = [*VARIANTS, *([] if "knn" in VARIANTS else ["knn"])]
+
+
+def leak_config(protocol):
+    """The experiment's config with the split protocol replaced and knn declared."""
+    variants = {"knn": {"model": "knn"}, **config["variants"]}
+    return {**config, "split": {**config["split"], "protocol": protocol}, "variants": variants}
+
+
+def leak_folds(protocol):
+    """paper makes one fold; record makes split.folds (train.folds may choose among them)."""
+    n_folds = 1 if protocol == "paper" else config["split"]["folds"]
+    chosen = config["train"]["folds"]
+    return list(range(n_folds)) if chosen == "all" else [f for f in chosen if f < n_folds]
+
+
+def leak_gpus(variant):
+    if variant == "naive":
+        return 0
+    return int(model_spec(leak_config("record")["variants"][variant]["model"]).kind == "deep")
+
+
+def leak_metrics(protocol):
+    return expand(
+        f"{LEAK}/{protocol}/eval/{{variant}}/fold_{{fold}}/metrics.json",
+        variant=[*LEAK_VARIANTS, "naive"],
+        fold=leak_folds(protocol),
+    )

@@ -2,37 +2,6 @@
 # `paper` and under `record` on the same shards with the same training settings; only the split
 # differs. Sub-results under results/{experiment}/leak_gap/{protocol}/, one table on top.
 
-LEAK = f"{RESULTS}/leak_gap"
-LEAK_VARIANTS = [*VARIANTS, *([] if "knn" in VARIANTS else ["knn"])]
-
-
-def leak_config(protocol):
-    """The experiment's config with the split protocol replaced and knn declared."""
-    variants = {"knn": {"model": "knn"}, **config["variants"]}
-    return {**config, "split": {**config["split"], "protocol": protocol}, "variants": variants}
-
-
-def leak_folds(protocol):
-    """paper makes one fold; record makes split.folds (train.folds may choose among them)."""
-    n_folds = 1 if protocol == "paper" else config["split"]["folds"]
-    chosen = config["train"]["folds"]
-    return list(range(n_folds)) if chosen == "all" else [f for f in chosen if f < n_folds]
-
-
-def leak_gpus(variant):
-    if variant == "naive":
-        return 0
-    return int(model_spec(leak_config("record")["variants"][variant]["model"]).kind == "deep")
-
-
-def leak_metrics(protocol):
-    return expand(
-        f"{LEAK}/{protocol}/eval/{{variant}}/fold_{{fold}}/metrics.json",
-        variant=[*LEAK_VARIANTS, "naive"],
-        fold=leak_folds(protocol),
-    )
-
-
 wildcard_constraints:
     protocol="paper|record",
 
@@ -48,6 +17,8 @@ rule leak_gap_split:
         f"{LOGS}/leak_gap/split/{{protocol}}.log",
     benchmark:
         f"benchmarks/{EXP}/leak_gap_split/{{protocol}}.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     script:
         "../scripts/split.py"
@@ -66,6 +37,8 @@ rule leak_gap_train:
         f"{LOGS}/leak_gap/train/{{protocol}}/{{variant}}/fold_{{fold}}.log",
     benchmark:
         f"benchmarks/{EXP}/leak_gap_train/{{protocol}}/{{variant}}/fold_{{fold}}.tsv"
+    conda:
+        CONDA_ENV
     threads: config["threads"]
     resources:
         gpu=lambda wildcards: leak_gpus(wildcards.variant),
@@ -87,6 +60,8 @@ rule leak_gap_evaluate:
         f"{LOGS}/leak_gap/evaluate/{{protocol}}/{{variant}}/fold_{{fold}}.log",
     benchmark:
         f"benchmarks/{EXP}/leak_gap_evaluate/{{protocol}}/{{variant}}/fold_{{fold}}.tsv"
+    conda:
+        CONDA_ENV
     threads: config["threads"]
     resources:
         gpu=lambda wildcards: leak_gpus(wildcards.variant),
@@ -107,5 +82,9 @@ rule leak_gap:
         summary=f"{RESULTS}/leak_gap.md",
     log:
         f"{LOGS}/leak_gap.log",
+    benchmark:
+        f"benchmarks/{EXP}/leak_gap.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/leak_gap.py"
