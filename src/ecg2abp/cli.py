@@ -209,6 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"ecg2abp: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # unreadable input, unwritable output: no traceback either
+        from ecg2abp.logs import describe_os_error
+
+        print(f"ecg2abp: error: {describe_os_error(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("ecg2abp: interrupted", file=sys.stderr)
         return 130

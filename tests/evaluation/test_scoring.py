@@ -273,7 +273,9 @@ def hand_made(tmp_path) -> tuple[Path, Path, dict]:
         "n_folds": 1,
         "leaky": False,
         "window": SMALL,
+        "stride": 1,
         "shards": ["part_a"],
+        "fingerprints": [open_shard(shard).fingerprint],
         "folds": [
             {
                 "fold": 0,

@@ -47,7 +47,9 @@ def split(tmp_path) -> tuple[Path, Path, dict]:
         "n_folds": 1,
         "leaky": False,
         "window": WINDOW,
+        "stride": 1,
         "shards": ["part_a"],
+        "fingerprints": [open_shard(shard).fingerprint],
         "folds": [
             {
                 "fold": 0,

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from ecg2abp.atomic import atomic_path
 from ecg2abp.data import cleaning, readers
 from ecg2abp.data.shards import write_shard
 from ecg2abp.errors import InputError
+
+log = logging.getLogger("ecg2abp.data.ingest")
 
 REPORT_COLUMNS = (
     "level",
@@ -61,9 +64,36 @@ def _windows_in(segments: list[tuple[int, int]], window: int, stride: int) -> in
     return sum(max((stop - start - window) // stride + 1, 0) for start, stop in segments)
 
 
+def refuse_clobbering(part: Path, shard_out: Path, report_out: Path) -> None:
+    """Outputs must not replace the input or each other."""
+    shard, report = shard_out.resolve(), report_out.resolve()
+    source = part.resolve()
+    if shard == report:
+        raise InputError(f"{report_out}: the report would overwrite the shard; give another name")
+    for out, given in ((shard, shard_out), (report, report_out)):
+        if out == source:
+            raise InputError(f"{given}: would overwrite the input {part}; give another name")
+
+
+def main_reason(row: dict | pd.Series) -> str:
+    """The removal reason that claimed most of a report row's samples."""
+    return max(cleaning.REASONS, key=lambda reason: row[f"removed_{reason}"])
+
+
+def kept_nothing(report_path: Path) -> list[str]:
+    """From a cleaning report: the part, or else its records, that kept nothing, and why."""
+    report = pd.read_parquet(report_path)
+    part = report[report["level"] == "part"].iloc[0]
+    if part["kept_samples"] == 0:
+        return [f"{part['record_id'].removesuffix('/*')} (all {len(report) - 1} records)"]
+    records = report[(report["level"] == "record") & (report["kept_samples"] == 0)]
+    return [f"{row['record_id']} ({main_reason(row)})" for _, row in records.iterrows()]
+
+
 def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> dict:
     """Clean every record of `part` into the shard `shard_out` and the report `report_out`."""
     part = Path(part)
+    refuse_clobbering(part, Path(shard_out), Path(report_out))
     settings = cleaning_settings(config)
     window, stride, fs = config["window"], config["stride"], float(config["fs"])
     pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -93,6 +123,13 @@ def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> 
                 **{f"removed_{reason}": result.removed[reason] for reason in cleaning.REASONS},
             }
         )
+        if not result.segments:
+            log.warning(
+                "%s: record %s kept nothing (mostly %s)",
+                part,
+                record.record_id,
+                main_reason(rows[-1]),
+            )
         del record
     segments = np.array(segment_rows, dtype=np.int64).reshape(-1, 4)
     attrs = {
@@ -116,6 +153,8 @@ def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> 
     report = pd.concat([report, pd.DataFrame([totals_row])], ignore_index=True)
     with atomic_path(report_out) as tmp:
         report.to_parquet(tmp, index=False)
+    if not segment_rows:
+        log.warning("%s: cleaning kept nothing of its %d records", part, len(record_ids))
     return {
         "part": part_name(part),
         "records": len(record_ids),
