@@ -241,11 +241,10 @@ def test_a_model_is_scored_only_on_its_own_fold_and_data(job, tmp_path, capsys):
     resplit = tmp_path / "record.json"
     config = tmp_path / "seed.yaml"
     config.write_text("split: {folds: 2, block_size: 1, seed: 7}\nthreads: 1\n")
-    assert (
-        main(["split", *map(str, job.shards), "--out", str(resplit), "--config", str(config)]) == 0
-    )
+    shards = [str(s) for s in job.shards]
+    assert main(["split", *shards, "--out", str(resplit), "--config", str(config)]) == 0
     argv = ["evaluate", str(job.model), "--split", str(resplit), "--fold", "0", "--shards",
-            *map(str, job.shards), "--out", str(tmp_path / "e"), "--config", str(config)]  # fmt: skip
+            *shards, "--out", str(tmp_path / "e"), "--config", str(config)]  # fmt: skip
     line = one_line_error(capsys, argv)
     assert "other data" in line and str(job.model) in line
 
@@ -256,8 +255,9 @@ def test_a_config_window_other_than_the_shards_is_refused(job, tmp_path, capsys)
     argv = ["split", *map(str, job.shards), "--out", str(tmp_path / "s.json")]
     line = one_line_error(capsys, [*argv, "--config", str(config)])
     assert "window 88" in line and "window 64" in line and str(job.shards[0]) in line
+    shards = [str(s) for s in job.shards]
     argv = ["train", "naive", "--split", str(job.split), "--fold", "0", "--shards",
-            *map(str, job.shards), "--out", str(tmp_path / "m"), "--config", str(config)]  # fmt: skip
+            *shards, "--out", str(tmp_path / "m"), "--config", str(config)]  # fmt: skip
     assert "window 64" in one_line_error(capsys, argv)
 
 

@@ -423,3 +423,16 @@ def test_records_shorter_than_the_beat_check_span_are_counted_not_crashed(n_samp
     result = clean_record(ecg, abp, 125.0, CleaningSettings())
     assert result.segments == []
     assert sum(result.removed.values()) == n_samples
+
+
+def test_a_missing_channel_has_its_own_reason():
+    for missing in ("ecg", "abp"):
+        ecg, abp = synthetic()
+        {"ecg": ecg, "abp": abp}[missing][:] = np.nan
+        result = clean_record(ecg, abp, FS, CleaningSettings())
+        assert result.segments == []
+        removed_only(result, missing_channel=N)
+    ecg, abp = synthetic()
+    abp[: N // 2] = np.nan  # half a channel is a gap, not a missing channel
+    result = clean_record(ecg, abp, FS, CleaningSettings())
+    assert result.removed["missing_channel"] == 0 and result.removed["nonfinite"] >= N // 2
