@@ -83,6 +83,10 @@ class RunContext:
             {"variant": self.spec, "train": train, **{k: self.config.get(k) for k in keys}}
         )
 
+    def resume_key(self, data_hash: str) -> str:
+        """A checkpoint resumes only the same settings on the same data."""
+        return fingerprint({"config": self.config_fingerprint(), "data": data_hash})
+
 
 def metadata(ctx: RunContext, fold: FoldData, data_hash: str) -> dict:
     """Everything needed to use a trained model without the config."""
@@ -138,8 +142,7 @@ def train_deep(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
     train = ctx.train
     torch.manual_seed(train["seed"])
     device = resolve_device(train["device"])
-    # A checkpoint resumes only the same settings on the same data.
-    resume_key = fingerprint({"config": ctx.config_fingerprint(), "data": data_hash})
+    resume_key = ctx.resume_key(data_hash)
     model = models.build(
         ctx.spec["model"],
         window=fold.window,

@@ -98,7 +98,11 @@ class Trainer:
             x, y = x.to(self.device), y.to(self.device)
             with autocast(self.device, train["precision"]):
                 heads = self.model.forward_heads(x)
-            (supervised_loss(heads, y, self.head_weights) / accumulation).backward()
+            # Each step averages its batches' losses, the epoch's last (shorter) group too.
+            group = min(
+                accumulation, len(self.train_feed) - state["batch"] // accumulation * accumulation
+            )
+            (supervised_loss(heads, y, self.head_weights) / group).backward()
             loss_sum += float(heads[-1].detach().float().sub(y).pow(2).sum())
             loss_count += len(y)
             seen += len(y)
