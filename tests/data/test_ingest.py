@@ -124,6 +124,16 @@ def test_discover_parts(tmp_path):
     assert set(discover_parts(tmp_path, "[Pp]art_*.mat")) == {"part_2", "part_10"}
 
 
+def test_parts_sharing_a_name_are_refused(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "part_1.mat").write_bytes(b"")
+    with pytest.raises(
+        InputError, match=r"a/part_1\.mat and .*b/part_1\.mat share the name part_1"
+    ):
+        discover_parts(tmp_path, "*/part_*.mat")
+
+
 def write_wfdb(folder: Path, name: str, channels: dict[str, np.ndarray]) -> None:
     folder.mkdir(exist_ok=True)
     wfdb.wrsamp(

@@ -44,10 +44,17 @@ def discover_parts(data_dir: Path, pattern: str) -> dict[str, Path]:
     """Part name → path: files matching `pattern`, else WFDB folders (data_dir or its children)."""
     if not data_dir.is_dir():
         raise InputError(f"data_dir {data_dir}: no such folder")
-    parts = {path.stem: path for path in sorted(data_dir.glob(pattern)) if path.is_file()}
-    if not parts:
+    found = [(path.stem, path) for path in sorted(data_dir.glob(pattern)) if path.is_file()]
+    if not found:
         folders = [data_dir, *sorted(p for p in data_dir.iterdir() if p.is_dir())]
-        parts = {f.name: f for f in folders if any(f.glob("*.hea"))}
+        found = [(f.name, f) for f in folders if any(f.glob("*.hea"))]
+    parts: dict[str, Path] = {}
+    for name, path in found:
+        if name in parts:  # outputs are named by part: one would replace the other
+            raise InputError(
+                f"data_dir {data_dir}: parts {parts[name]} and {path} share the name {name}"
+            )
+        parts[name] = path
     if not parts:
         raise InputError(
             f"data_dir {data_dir}: no part files matching {pattern!r} and no WFDB records (*.hea)"

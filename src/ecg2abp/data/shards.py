@@ -65,7 +65,7 @@ def write_shard(
     total = int(segments[-1, 2]) if len(segments) else 0
     windows = window_starts(segments, window, stride)
     segments = segments.astype(np.int64).reshape(-1, 4)
-    signals = {name: (piece[i] for piece in pieces) for i, name in enumerate(SIGNALS)}
+    signals = {name: [piece[i] for piece in pieces] for i, name in enumerate(SIGNALS)}
     fingerprint = content_sha256(signals, segments, records)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         for index, name in enumerate(SIGNALS):
