@@ -41,6 +41,9 @@ class _Tee:
     def isatty(self) -> bool:
         return False
 
+    def __getattr__(self, name: str) -> Any:  # fileno, encoding, …: the console's
+        return getattr(self.console, name)
+
 
 def run_step(log_file: Path | str | None, step: Callable[..., Any], *args: Any, **kwargs: Any):
     """Run one workflow step with logging; all it writes to stderr (log lines, warnings,
