@@ -89,6 +89,7 @@ def by_hand(fold: FoldData, model: torch.nn.Module, train: dict) -> torch.nn.Mod
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("optimizer", "schedule"), [("sgd", "constant"), ("adam", "cosine"), ("adamw", "constant")]
 )
