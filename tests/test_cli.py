@@ -351,3 +351,6 @@ def test_outputs_that_would_destroy_inputs_are_refused(job, tmp_path, capsys):
     )
     assert "overwrite the shard" in line
     assert part.read_bytes() == before and not shard.exists()
+    kept = job.shards[0].read_bytes()
+    line = one_line_error(capsys, ["split", *map(str, job.shards), "--out", str(job.shards[0])])
+    assert "overwrite a shard" in line and job.shards[0].read_bytes() == kept
