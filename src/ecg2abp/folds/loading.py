@@ -107,7 +107,7 @@ def _paper_starts(split_path: Path, n_shards: int, fold: int) -> dict[str, list[
     drawn_path = windows_path(split_path)
     if not drawn_path.is_file():
         raise InputError(f"{split_path}: its sampled windows ({drawn_path}) are missing")
-    with np.load(windows_path(split_path)) as drawn:
+    with np.load(drawn_path) as drawn:
         return {
             side: [
                 np.sort(drawn[f"fold{fold}_{side}"][drawn[f"fold{fold}_{side}"][:, 0] == i, 1])
