@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg2abp.data.shards import write_shard
+from ecg2abp.data.shards import open_shard, write_shard
 
 
 @dataclass(frozen=True)
@@ -88,3 +88,11 @@ def expected_starts(records: Mapping[str, Sequence[Piece]], window: int, stride:
                 found.append((record_id, piece.source_start + offset, position + offset))
             position += n
     return found
+
+
+def restamp_split(split_path: Path, shard_paths: Sequence[Path]) -> None:
+    """After shards were rewritten on purpose: record their new fingerprints in the split."""
+    document = json.loads(split_path.read_text())
+    by_name = {Path(p).stem: open_shard(p).fingerprint for p in shard_paths}
+    document["fingerprints"] = [by_name[name] for name in document["shards"]]
+    split_path.write_text(json.dumps(document))

@@ -2,10 +2,14 @@
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from ecg2abp.atomic import atomic_path, write_json
+from ecg2abp.errors import InputError
 
 
 class Boom(Exception):
@@ -59,3 +63,39 @@ def test_write_json_writes_the_object_atomically(tmp_path):
         write_json(final, {"not json": object()})
     assert json.loads(final.read_text()) == {"a": [1, None], "b": "x"}
     assert list(tmp_path.iterdir()) == [final]
+
+
+def finished_pid() -> int:
+    """The PID of a process that has ended (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_temporaries_of_dead_processes_are_removed_on_the_next_write(tmp_path):
+    final = tmp_path / "part_1.h5"
+    dead = tmp_path / f".part_1.h5.tmp-{finished_pid()}"
+    alive = tmp_path / f".part_1.h5.tmp-{os.getppid()}"  # our parent runs: maybe still writing
+    other = tmp_path / f".part_2.h5.tmp-{finished_pid()}"  # another output: not ours to judge
+    for path in (dead, alive, other):
+        path.write_text("half")
+    write_json(final, {})
+    assert sorted(tmp_path.iterdir()) == sorted([final, alive, other])
+
+
+def test_a_folder_or_a_file_on_the_way_is_refused_in_one_line(tmp_path):
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(InputError, match="taken: is a folder"):
+        write_json(tmp_path / "taken", {})
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match=r"afile is a file"):
+        write_json(tmp_path / "afile" / "deeper" / "out.json", {})
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_an_unwritable_folder_is_refused_in_one_line():
+    folder = Path("/sys")  # read-only even for root
+    if not folder.is_dir() or (folder / "x").exists():
+        pytest.skip("no /sys here")
+    with pytest.raises(InputError, match=r"/sys/out\.json: cannot be written"):
+        write_json(folder / "out.json", {})

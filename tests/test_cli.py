@@ -1,13 +1,19 @@
 """The command line: bad input ends in one line on stderr and a non-zero status, no traceback."""
 
 import ast
+import json
+import os
+import pickle
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
+import torch
 
 import ecg2abp
 from ecg2abp.cli import main
@@ -61,9 +67,9 @@ def test_missing_variable(tmp_path, capsys):
 
 
 def test_record_not_three_rows(tmp_path, capsys):
-    path = kaggle_part(tmp_path / "part_3.mat", [np.zeros((3, 200)), np.zeros((2, 200))])
+    path = kaggle_part(tmp_path / "part_3.mat", [np.zeros((2, 200)), np.zeros((3, 200))])
     line = one_line_error(capsys, ["ingest", str(path), "--out", str(tmp_path / "s.h5")])
-    assert "part_3/0001" in line
+    assert "part_3/0000" in line
 
 
 def test_empty_part(tmp_path, capsys):
@@ -170,3 +176,201 @@ def test_no_module_of_the_package_imports_snakemake():
             if any(name.split(".")[0] == "snakemake" for name in names):
                 importers.append(path.relative_to(package))
     assert importers == []
+
+
+# --- provenance: nothing is applied to other data, every problem is one line ------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """Two ingested parts, their split and a naive model of fold 0, made with the commands."""
+
+    folder: Path
+    config: Path
+    parts: list[Path]
+    shards: list[Path]
+    split: Path
+    model: Path
+
+    def fold_args(self, fold: int = 0, shards: list[Path] | None = None) -> list[str]:
+        given = [str(s) for s in (shards or self.shards)]
+        return ["--split", str(self.split), "--fold", str(fold), "--shards", *given,
+                "--config", str(self.config)]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory) -> Job:
+    folder = tmp_path_factory.mktemp("job")
+    config = folder / "c.yaml"
+    config.write_text("split: {folds: 2, block_size: 1}\nthreads: 1\n")
+    parts = write_synthetic(folder / "raw", parts=2, records_per_part=4, max_seconds=10.0)
+    shards = [folder / "shards" / f"{p.stem}.h5" for p in parts]
+    for part, shard in zip(parts, shards, strict=True):
+        assert main(["ingest", str(part), "--out", str(shard), "--config", str(config)]) == 0
+    split = folder / "record.json"
+    assert main(["split", *map(str, shards), "--out", str(split), "--config", str(config)]) == 0
+    made = Job(folder, config, parts, shards, split, folder / "naive" / "model.pt")
+    assert main(["train", "naive", *made.fold_args(), "--out", str(made.model.parent)]) == 0
+    return made
+
+
+def evaluate_args(job: Job, model: Path, tmp_path: Path, **fold_args) -> list[str]:
+    return ["evaluate", str(model), *job.fold_args(**fold_args), "--out", str(tmp_path / "e")]
+
+
+def test_shards_with_one_name_are_refused_everywhere(job, tmp_path, capsys):
+    twin = tmp_path / "other" / job.shards[0].name
+    twin.parent.mkdir()
+    shutil.copy(job.shards[0], twin)
+    both = [*job.shards, twin]
+    split_argv = ["split", *map(str, both), "--out", str(tmp_path / "s.json")]
+    for argv in (
+        [*split_argv, "--config", str(job.config)],
+        ["train", "naive", *job.fold_args(shards=both), "--out", str(tmp_path / "m")],
+        evaluate_args(job, job.model, tmp_path, shards=both),
+    ):
+        line = one_line_error(capsys, argv)
+        assert str(job.shards[0]) in line and str(twin) in line, line
+
+
+def different_shard(job: Job, folder: Path) -> Path:
+    """part_1's shard ingested again from other data (part_2's file under part_1's name)."""
+    raw = folder / "raw" / job.parts[0].name
+    raw.parent.mkdir(parents=True)
+    shutil.copy(job.parts[1], raw)
+    shard = folder / job.shards[0].name
+    assert main(["ingest", str(raw), "--out", str(shard), "--config", str(job.config)]) == 0
+    return shard
+
+
+def test_a_swapped_shard_is_refused_by_train_and_evaluate(job, tmp_path, capsys):
+    swapped = [different_shard(job, tmp_path), job.shards[1]]
+    capsys.readouterr()
+    line = one_line_error(
+        capsys, ["train", "naive", *job.fold_args(shards=swapped), "--out", str(tmp_path / "m")]
+    )
+    assert str(swapped[0]) in line and "differ" in line
+    line = one_line_error(capsys, evaluate_args(job, job.model, tmp_path, shards=swapped))
+    assert str(swapped[0]) in line and "differ" in line
+    assert not (tmp_path / "m").exists() and not (tmp_path / "e").exists()
+
+
+def test_a_model_is_scored_only_on_its_own_fold_and_data(job, tmp_path, capsys):
+    line = one_line_error(capsys, evaluate_args(job, job.model, tmp_path, fold=1))
+    assert "fold 0" in line and str(job.model) in line
+    resplit = tmp_path / "record.json"
+    config = tmp_path / "seed.yaml"
+    config.write_text("split: {folds: 2, block_size: 1, seed: 7}\nthreads: 1\n")
+    shards = [str(s) for s in job.shards]
+    assert main(["split", *shards, "--out", str(resplit), "--config", str(config)]) == 0
+    argv = ["evaluate", str(job.model), "--split", str(resplit), "--fold", "0", "--shards",
+            *shards, "--out", str(tmp_path / "e"), "--config", str(config)]  # fmt: skip
+    line = one_line_error(capsys, argv)
+    assert "other data" in line and str(job.model) in line
+
+
+def test_a_config_window_other_than_the_shards_is_refused(job, tmp_path, capsys):
+    config = tmp_path / "w.yaml"
+    config.write_text("window: 64\nsplit: {folds: 2, block_size: 1}\nthreads: 1\n")
+    argv = ["split", *map(str, job.shards), "--out", str(tmp_path / "s.json")]
+    line = one_line_error(capsys, [*argv, "--config", str(config)])
+    assert "window 88" in line and "window 64" in line and str(job.shards[0]) in line
+    shards = [str(s) for s in job.shards]
+    argv = ["train", "naive", "--split", str(job.split), "--fold", "0", "--shards",
+            *shards, "--out", str(tmp_path / "m"), "--config", str(config)]  # fmt: skip
+    assert "window 64" in one_line_error(capsys, argv)
+
+
+def test_a_split_file_missing_keys_is_one_line(job, tmp_path, capsys):
+    document = json.loads(job.split.read_text())
+    del document["n_folds"], document["fingerprints"]
+    broken = tmp_path / "old.json"
+    broken.write_text(json.dumps(document))
+    argv = ["train", "naive", "--split", str(broken), "--fold", "0", "--shards",
+            *map(str, job.shards), "--out", str(tmp_path / "m")]  # fmt: skip
+    line = one_line_error(capsys, argv)
+    assert str(broken) in line and "n_folds" in line and "fingerprints" in line
+
+
+class RunsCode:
+    """A pickle that runs code when loaded: it would create the file `marker`."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def broken_model_files(job: Job, folder: Path) -> dict[str, Path]:
+    """Every way a model file can be wrong, by name."""
+    good = job.model.read_bytes()
+    meta = torch.load(job.model, weights_only=True)
+    files = {name: folder / f"{name}.pt" for name in
+             ("missing", "empty", "truncated", "text", "foreign", "future", "code")}  # fmt: skip
+    (folder / "folder.pt").mkdir()
+    files["folder"] = folder / "folder.pt"
+    files["empty"].write_bytes(b"")
+    files["truncated"].write_bytes(good[: len(good) // 2])
+    files["text"].write_text("this is not a model\n")
+    torch.save({"weights": torch.zeros(3)}, files["foreign"])
+    torch.save({**meta, "format_version": 99}, files["future"])
+    with files["code"].open("wb") as handle:
+        pickle.dump({**meta, "stats": RunsCode(folder / "ran")}, handle)
+    return files
+
+
+def test_every_model_file_problem_is_one_line_and_no_code_runs(job, tmp_path, capsys):
+    expected = {
+        "missing": "no such model file",
+        "folder": "is a folder",
+        "empty": "empty file",
+        "truncated": "cannot read model file",
+        "text": "cannot read model file",
+        "foreign": "missing format_version",
+        "future": "format_version 99",
+        "code": "cannot read model file",
+    }
+    for name, path in broken_model_files(job, tmp_path).items():
+        line = one_line_error(capsys, evaluate_args(job, path, tmp_path))
+        assert str(path) in line and expected[name] in line, (name, line)
+    assert not (tmp_path / "ran").exists()  # the pickle's code never ran
+    assert not (tmp_path / "e").exists()
+
+
+def test_output_paths_that_cannot_be_written_are_one_line(job, tmp_path, capsys):
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    long_records = write_synthetic(tmp_path, parts=1, records_per_part=2, min_seconds=20.0)
+    part = str(long_records[0])  # every record keeps something: no warning before the error
+    line = one_line_error(capsys, ["ingest", part, "--out", str(folder)])
+    assert str(folder) in line and "folder" in line
+    line = one_line_error(capsys, ["ingest", part, "--out", str(afile / "sub" / "s.h5")])
+    assert str(afile) in line
+    line = one_line_error(capsys, ["synth", str(afile)])
+    assert str(afile) in line
+    line = one_line_error(capsys, ["train", "naive", *job.fold_args(), "--out", str(afile)])
+    assert str(afile) in line
+    if Path("/sys").is_dir() and not os.access("/sys", os.W_OK, effective_ids=True):
+        pytest.skip("no read-only folder here")
+    line = one_line_error(capsys, ["ingest", part, "--out", "/sys/s.h5"])
+    assert "/sys/s.h5" in line
+
+
+def test_outputs_that_would_destroy_inputs_are_refused(job, tmp_path, capsys):
+    part = tmp_path / job.parts[0].name
+    shutil.copy(job.parts[0], part)
+    before = part.read_bytes()
+    line = one_line_error(capsys, ["ingest", str(part), "--out", str(part)])
+    assert "overwrite the input" in line
+    shard = tmp_path / "s.h5"
+    line = one_line_error(
+        capsys, ["ingest", str(part), "--out", str(shard), "--report", str(shard)]
+    )
+    assert "overwrite the shard" in line
+    assert part.read_bytes() == before and not shard.exists()
+    kept = job.shards[0].read_bytes()
+    line = one_line_error(capsys, ["split", *map(str, job.shards), "--out", str(job.shards[0])])
+    assert "overwrite a shard" in line and job.shards[0].read_bytes() == kept

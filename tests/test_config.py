@@ -1,5 +1,9 @@
 """Configuration: defaults, refusals naming the key or file, layering, config.yaml == schema."""
 
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -122,9 +126,27 @@ def test_config_yaml_restates_every_key_of_the_schema():
     assert missing == [], f"config/config.yaml does not restate {missing}"
 
 
-def test_the_workflow_schema_is_the_package_schema():
+@pytest.mark.slow
+def test_a_built_package_ships_the_workflow_schema(tmp_path):
+    """The package's schema is a link to the workflow's: a built wheel must carry its content."""
+    source = tmp_path / "source"
+    for name in ("src", "workflow/schemas", "pyproject.toml", "README.md"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, source / name, symlinks=True)
+        else:
+            shutil.copy(REPO / name, source / name)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path / "wheel"), str(source)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (wheel,) = (tmp_path / "wheel").glob("ecg2abp-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = archive.read("ecg2abp/schemas/config.schema.yaml").decode()
     workflow_schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
-    assert yaml.safe_load(workflow_schema.read_text()) == load_schema()
+    assert shipped == workflow_schema.read_text()
+    assert yaml.safe_load(shipped)["properties"]["window"]["default"] == 88
 
 
 def test_later_files_win_and_nested_mappings_merge(tmp_path):

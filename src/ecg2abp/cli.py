@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ecg2abp.errors import InputError
+from ecg2abp.logs import configure, describe_os_error
 
 
 def _config(path: str | None) -> dict:
@@ -48,10 +49,8 @@ def cmd_split(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from ecg2abp.logs import configure
     from ecg2abp.training.jobs import train_variant
 
-    configure()
     shards = [Path(s) for s in args.shards]
     train_variant(
         args.variant, _config(args.config), Path(args.split), shards, args.fold, Path(args.out)
@@ -61,9 +60,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from ecg2abp.evaluation.scoring import evaluate_variant
-    from ecg2abp.logs import configure
 
-    configure()
     shards = [Path(s) for s in args.shards]
     result = evaluate_variant(
         Path(args.model), Path(args.split), shards, args.fold, Path(args.out), _config(args.config)
@@ -241,10 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure()  # warnings and progress to this run's stderr
     try:
         args.run(args)
     except InputError as err:
         print(f"ecg2abp: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # unreadable input, unwritable output: no traceback either
+        print(f"ecg2abp: error: {describe_os_error(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ecg2abp: interrupted", file=sys.stderr)

@@ -2,9 +2,11 @@
 
 import logging
 import sys
+import traceback
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ecg2abp.errors import InputError
 
@@ -20,14 +22,55 @@ def configure(log_file: Path | str | None = None, level: int = logging.INFO) -> 
     logging.basicConfig(level=level, format=FORMAT, handlers=handlers, force=True)
 
 
+class _Tee:
+    """A text stream writing to the real stderr and to the job's log file."""
+
+    def __init__(self, console: TextIO, log: TextIO) -> None:
+        self.console, self.log = console, log
+
+    def write(self, text: str) -> int:
+        self.console.write(text)
+        self.log.write(text)
+        self.log.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.console.flush()
+        self.log.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:  # fileno, encoding, …: the console's
+        return getattr(self.console, name)
+
+
 def run_step(log_file: Path | str | None, step: Callable[..., Any], *args: Any, **kwargs: Any):
-    """Run one workflow step with logging; bad input ends it with one line, no traceback."""
-    configure(log_file)
-    try:
-        return step(*args, **kwargs)
-    except InputError as err:
-        message = f"ecg2abp: error: {err}"
+    """Run one workflow step with logging; all it writes to stderr (log lines, warnings,
+    tracebacks) also reaches `log_file`; bad input ends it with one line, no traceback."""
+    console = sys.stderr
+    with ExitStack() as stack:
         if log_file is not None:
-            with Path(log_file).open("a") as handle:
-                handle.write(message + "\n")
-        sys.exit(message)
+            Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+            log = stack.enter_context(Path(log_file).open("w", buffering=1))
+            sys.stderr = _Tee(console, log)
+            stack.callback(setattr, sys, "stderr", console)
+            stack.callback(configure)  # runs first: log lines to the console only again
+        configure()  # log lines go to sys.stderr: through the tee, once to each
+        try:
+            return step(*args, **kwargs)
+        except InputError as err:
+            message = f"ecg2abp: error: {err}"
+        except OSError as err:
+            message = f"ecg2abp: error: {describe_os_error(err)}"
+        except Exception:
+            traceback.print_exc()
+            message = "ecg2abp: the step failed (traceback above)"
+        print(message, file=sys.stderr)
+    sys.exit(1)
+
+
+def describe_os_error(err: OSError) -> str:
+    """An operating-system error (permission, a folder where a file was expected…) in one line."""
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{err.strerror or err}"

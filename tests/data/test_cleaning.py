@@ -463,3 +463,16 @@ def test_the_start_up_error_on_real_ecg_no_longer_depends_on_its_offset():
     assert mean["zero", 1.0] > 0.2  # mV, in the first second
     assert mean["steady", 1.0] == pytest.approx(mean["steady", 0.0], abs=1e-6)
     assert mean["steady", 1.0] < 0.05
+
+
+def test_a_missing_channel_has_its_own_reason():
+    for missing in ("ecg", "abp"):
+        ecg, abp = synthetic()
+        {"ecg": ecg, "abp": abp}[missing][:] = np.nan
+        result = clean_record(ecg, abp, FS, CleaningSettings())
+        assert result.segments == []
+        removed_only(result, missing_channel=N)
+    ecg, abp = synthetic()
+    abp[: N // 2] = np.nan  # half a channel is a gap, not a missing channel
+    result = clean_record(ecg, abp, FS, CleaningSettings())
+    assert result.removed["missing_channel"] == 0 and result.removed["nonfinite"] >= N // 2

@@ -5,11 +5,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.signal
+import wfdb
 from real_record import REAL_RECORD
 
 from ecg2abp.config import validate_config
 from ecg2abp.data import cleaning
-from ecg2abp.data.ingest import discover_parts, ingest_part
+from ecg2abp.data.ingest import discover_parts, ingest_part, kept_nothing
 from ecg2abp.data.readers import iter_records
 from ecg2abp.data.shards import open_shard
 from ecg2abp.data.synth import write_synthetic
@@ -67,16 +69,22 @@ def test_shard_holds_the_kept_samples_of_each_record(synthetic_part, tmp_path):
 
 
 def test_bandpass_is_causal_per_segment(synthetic_part, tmp_path):
+    """Each kept segment is filtered on its own from rest: the stored ECG equals a 2nd-order
+    Butterworth 0.5-40 Hz run by lfilter over the raw segment alone, not over the record."""
     _, shard_path, _ = ingest(synthetic_part, tmp_path)
     shard = open_shard(shard_path)
     by_id = {r.record_id: r for r in iter_records(synthetic_part)}
-    settings = cleaning.settings_from_config(validate_config({}))
-    _, start, stop, source = shard.segments[0]
-    record = by_id[shard.records[shard.segments[0, 0]]]
-    expected = cleaning.filter_ecg_segment(
-        record.ecg[source : source + stop - start], 125.0, settings
-    )
-    np.testing.assert_allclose(shard.ecg[start:stop], expected, rtol=1e-6, atol=1e-6)
+    sos = scipy.signal.butter(2, (0.5, 40.0), btype="bandpass", fs=125.0, output="sos")
+    later = shard.segments[shard.segments[:, 3] > 0]  # segments that start inside a record
+    assert len(later) >= 2
+    for record, start, stop, source in later:
+        raw = by_id[shard.records[record]].ecg
+        piece = raw[source : source + stop - start]
+        steady = scipy.signal.sosfilt_zi(sos) * piece[0]  # at rest on the segment's first sample
+        alone, _ = scipy.signal.sosfilt(sos, piece, zi=steady)
+        np.testing.assert_allclose(shard.ecg[start:stop], alone, rtol=1e-4, atol=1e-4)
+        whole = scipy.signal.sosfilt(sos, np.nan_to_num(raw[: source + stop - start]))[source:]
+        assert np.abs(shard.ecg[start:stop] - whole).max() > 1e-3  # the state was not carried
 
 
 def test_real_record_keeps_its_clean_beats(tmp_path):
@@ -116,3 +124,53 @@ def test_discover_parts(tmp_path):
     for name in ("part_2.mat", "part_10.mat", "notes.txt"):
         (tmp_path / name).write_bytes(b"")
     assert set(discover_parts(tmp_path, "[Pp]art_*.mat")) == {"part_2", "part_10"}
+
+
+def test_parts_sharing_a_name_are_refused(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "part_1.mat").write_bytes(b"")
+    with pytest.raises(
+        InputError, match=r"a/part_1\.mat and .*b/part_1\.mat share the name part_1"
+    ):
+        discover_parts(tmp_path, "*/part_*.mat")
+
+
+def write_wfdb(folder: Path, name: str, channels: dict[str, np.ndarray]) -> None:
+    folder.mkdir(exist_ok=True)
+    wfdb.wrsamp(
+        name,
+        fs=125.0,
+        units=["mV"] * len(channels),
+        sig_name=list(channels),
+        p_signal=np.column_stack(list(channels.values())),
+        fmt=["16"] * len(channels),
+        write_dir=str(folder),
+    )
+
+
+def test_records_and_parts_that_keep_nothing_are_warned_of_and_listed(
+    synthetic_part, tmp_path, caplog
+):
+    longest = max(iter_records(synthetic_part), key=lambda r: len(r.ecg))
+    ecg, abp = np.nan_to_num(longest.ecg), np.nan_to_num(longest.abp, nan=100.0)
+    mixed = tmp_path / "s0001"
+    write_wfdb(mixed, "rec_a", {"II": ecg, "ABP": abp})
+    write_wfdb(mixed, "rec_b", {"II": ecg})  # no ABP channel
+    with caplog.at_level("WARNING", logger="ecg2abp.data.ingest"):
+        _, _, report_path = ingest(mixed, tmp_path / "mixed")
+    report = pd.read_parquet(report_path).set_index("record_id")
+    assert report.loc["s0001/rec_b", "removed_missing_channel"] == len(ecg)
+    assert report.loc["s0001/rec_a", "kept_samples"] > 0
+    assert "record s0001/rec_b kept nothing (mostly missing_channel)" in caplog.text
+    assert "rec_a" not in caplog.text
+    assert kept_nothing(report_path) == ["s0001/rec_b (missing_channel)"]
+
+    empty = tmp_path / "s0002"
+    write_wfdb(empty, "rec_c", {"II": ecg})
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ecg2abp.data.ingest"):
+        _, shard, report_path = ingest(empty, tmp_path / "empty")
+    assert "s0002: cleaning kept nothing of its 1 records" in caplog.text
+    assert kept_nothing(report_path) == ["s0002 (all 1 records)"]
+    assert len(open_shard(shard).windows) == 0

@@ -1,6 +1,7 @@
 """Shards: the window index, the HDF5 round trip, memory mapping, atomic writes, bad files."""
 
 import json
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -188,3 +189,29 @@ def test_locate_maps_every_window_start_to_its_record_and_original_sample(tmp_pa
 def test_windows_per_segment_counts_strided_starts_and_never_goes_negative():
     counts = windows_per_segment(np.array([10, 9, 3, 0]), 4, 3)
     assert counts.tolist() == [3, 2, 0, 0]  # 10: starts 0, 3, 6; 9: 0, 3; too short: none
+
+
+def test_the_stored_fingerprint_is_the_data_s_and_changes_with_any_of_it(tmp_path):
+    rng = np.random.default_rng(4)
+    first, second = random_record(rng, [40, 30]), random_record(rng, [50])
+    records = {"part_x/0000": first, "part_x/0001": second}
+    write_test_shard(tmp_path / "a.h5", records, window=WINDOW)
+    shard = open_shard(tmp_path / "a.h5")
+    assert len(shard.attrs["content_sha256"]) == 64
+    with h5py.File(tmp_path / "a.h5", "a") as h5:  # a shard from before the fingerprint
+        del h5.attrs["content_sha256"]
+    assert open_shard(tmp_path / "a.h5").fingerprint == shard.fingerprint
+    nudged = second[0].abp.copy()
+    nudged[3] += 1.0
+    changed = {
+        "one ABP sample": {**records, "part_x/0001": [replace(second[0], abp=nudged)]},
+        "one PPG sample": {**records, "part_x/0001": [replace(second[0], ppg=second[0].abp)]},
+        "a record id": {"part_x/0000": first, "part_x/0002": second},
+        "a source position": {
+            **records,
+            "part_x/0000": [first[0], replace(first[1], source_start=999)],
+        },
+    }
+    for what, other in changed.items():
+        write_test_shard(tmp_path / "b.h5", other, window=WINDOW)
+        assert open_shard(tmp_path / "b.h5").fingerprint != shard.fingerprint, what

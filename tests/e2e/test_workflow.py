@@ -70,3 +70,13 @@ def test_broken_part_does_not_stop_the_others_under_keep_going(tmp_path):
     assert not (tmp_path / "results" / "broken" / "shards" / "part_2.h5").exists()
     log = (tmp_path / "logs" / "broken" / "ingest" / "part_2.log").read_text()
     assert "ecg2abp: error:" in log and "part_2.mat" in log
+
+
+@pytest.mark.slow
+def test_every_file_train_writes_is_a_declared_output(tmp_path):
+    """A classical variant's fitted model is an output of its train job (deep ones have none)."""
+    models = "results/e2e/models"
+    result = snakemake(tmp_path, "-n", f"{models}/ridge/fold_0/model.classical", config=SMALL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "rule train_classical:" in result.stdout
+    assert f"{models}/ridge/fold_0/model.pt" in result.stdout

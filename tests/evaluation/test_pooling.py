@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from pipeline_factory import ingest_parts, synthetic_parts, tiny_config, write_split
 
+from ecg2abp.data.ingest import REPORT_COLUMNS
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS
 from ecg2abp.evaluation.pooling import ALL_FOLDS, pool_metrics, pool_tables
@@ -132,3 +133,33 @@ def test_an_unreadable_metrics_file_is_named(tmp_path):
     broken.write_text("{not json")
     with pytest.raises(InputError, match=r"metrics\.json"):
         pool_tables([broken])
+
+
+def clean_report(path: Path, part: str, kept: dict[str, int]) -> Path:
+    """A cleaning report of records with the given kept samples (the rest: missing channel)."""
+    rows = [
+        {"level": "record", "record_id": record, "n_samples": 100, "kept_samples": n}
+        for record, n in kept.items()
+    ]
+    rows.append({"level": "part", "record_id": f"{part}/*", "n_samples": 100 * len(kept),
+                 "kept_samples": sum(kept.values())})  # fmt: skip
+    report = pd.DataFrame(rows, columns=list(REPORT_COLUMNS)).fillna(0)
+    report["removed_missing_channel"] = report["n_samples"] - report["kept_samples"]
+    report.to_parquet(path)
+    return path
+
+
+def test_summary_lists_the_parts_and_records_cleaning_emptied(two_folds, tmp_path):
+    reports = [
+        clean_report(tmp_path / "part_1.parquet", "part_1", {"part_1/0000": 100, "part_1/0001": 0}),
+        clean_report(tmp_path / "part_2.parquet", "part_2", {"part_2/0000": 0}),
+        clean_report(tmp_path / "part_3.parquet", "part_3", {"part_3/0000": 100}),
+    ]
+    pool_metrics(two_folds, tmp_path / "pooled.parquet", tmp_path / "summary.md", reports)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "Kept nothing after cleaning" in summary
+    assert "- part_1: part_1/0001 (missing_channel)\n" in summary
+    assert "- part_2: part_2 (all 1 records)\n" in summary
+    assert "part_3" not in summary and "part_1/0000" not in summary
+    pool_metrics(two_folds, tmp_path / "pooled.parquet", tmp_path / "summary.md", reports[2:])
+    assert "Kept nothing" not in (tmp_path / "summary.md").read_text()

@@ -16,7 +16,7 @@ from pipeline_factory import (
     tiny_config,
     write_split,
 )
-from shard_factory import Piece, random_record, write_test_shard
+from shard_factory import Piece, random_record, restamp_split, write_test_shard
 
 from ecg2abp.data.readers import iter_records
 from ecg2abp.data.shards import open_shard
@@ -273,7 +273,9 @@ def hand_made(tmp_path) -> tuple[Path, Path, dict]:
         "n_folds": 1,
         "leaky": False,
         "window": SMALL,
+        "stride": 1,
         "shards": ["part_a"],
+        "fingerprints": [open_shard(shard).fingerprint],
         "folds": [
             {
                 "fold": 0,
@@ -316,6 +318,7 @@ def test_a_failure_midway_leaves_no_predictions_file(hand_made, tmp_path):
     # D, the last test record, gets a NaN ECG sample: the model fails after predicting C.
     records["part_a/0003"][1].ecg[30] = np.nan
     write_test_shard(shard, records, window=SMALL)
+    restamp_split(split, [shard])
     config = tiny_config({"window": SMALL, "train": {"classical_max_windows": 100}})
     train_variant("linear", config, split, [shard], 0, tmp_path / "linear")
     out = tmp_path / "eval"

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pipeline_factory import side_starts
-from shard_factory import Piece, random_record, write_test_shard
+from shard_factory import Piece, random_record, restamp_split, write_test_shard
 
 from ecg2abp.data.shards import open_shard
 from ecg2abp.errors import InputError
@@ -47,7 +47,9 @@ def split(tmp_path) -> tuple[Path, Path, dict]:
         "n_folds": 1,
         "leaky": False,
         "window": WINDOW,
+        "stride": 1,
         "shards": ["part_a"],
+        "fingerprints": [open_shard(shard).fingerprint],
         "folds": [
             {
                 "fold": 0,
@@ -101,6 +103,7 @@ def test_statistics_come_from_the_training_windows_only(split, tmp_path, method)
     write_test_shard(
         shard_path, records(np.random.default_rng(2), test_offset=500.0), window=WINDOW
     )
+    restamp_split(split_path, [shard_path])
     moved = load_fold(split_path, [shard_path], 0, normalisation=method)
     assert moved.stats == stats
 

@@ -1,141 +1,126 @@
-"""The training loop in the original's mode, step by step against a hand-computed reference."""
+"""The training loop against a hand-written one: accumulation, optimizers, schedules, bf16."""
 
 import copy
 
-import numpy as np
 import pytest
 import torch
-from shard_factory import random_record, write_test_shard
-from torch import nn
+from pipeline_factory import ingest_parts, synthetic_parts, tiny_config, write_split
 
-from ecg2abp.data.shards import open_shard
+from ecg2abp import models
 from ecg2abp.folds.feed import WindowFeed
-from ecg2abp.folds.normalisation import compute_stats
-from ecg2abp.models.base import BPModel
+from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.training.loop import Trainer, fresh_state
+from ecg2abp.training.objective import build_optimizer, learning_rate
 
 WINDOW = 88
-WEIGHTS = [0.7, 0.8, 0.9, 1.0]
-BATCH, ACCUMULATION = 4, 3  # 5 training batches: one full accumulation, then a partial one
-PAPER = {
-    "epochs": 1,
-    "accumulation": ACCUMULATION,
-    "lr": 0.1,
-    "schedule": "constant",
-    "precision": "fp32",
-    "checkpoint_minutes": 60.0,
-    "patience": 10,
-    "val_loss": "weighted_heads",
-    "val_batchnorm": "train",
-}
+BATCH = 16
+BATCHES = 7  # with accumulation 3: steps of 3, 3 and a last one of 1 batch
 
 
 @pytest.fixture(scope="module")
-def shard(tmp_path_factory):
-    path = tmp_path_factory.mktemp("loop") / "part_1.h5"
-    rng = np.random.default_rng(7)
-    write_test_shard(path, {"part_1/0000": random_record(rng, [400])}, window=WINDOW)
-    return open_shard(path)
+def fold(tmp_path_factory) -> FoldData:
+    folder = tmp_path_factory.mktemp("loop")
+    config = tiny_config({"split": {"folds": 2, "block_size": 2}})
+    shards = ingest_parts(folder, synthetic_parts(folder, records=6), config)
+    return load_fold(write_split(folder, shards, config), shards, 0, normalisation="zscore")
 
 
-class FourHeads(BPModel):
-    """Conv → BatchNorm → ReLU, four linear heads on the last step: every parameter learns."""
-
-    n_heads = 4
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv1d(1, 6, 9, bias=False)
-        self.norm = nn.BatchNorm1d(6)
-        self.heads = nn.ModuleList(nn.Linear(6, 1) for _ in range(self.n_heads))
-
-    def forward_heads(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = torch.relu(self.norm(self.conv(x)))[:, :, -1]
-        return [head(features)[:, 0] for head in self.heads]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_heads(x)[-1]
+def settings(**overrides) -> dict:
+    fixed = {"epochs": 2, "accumulation": 3, "checkpoint_minutes": 60}
+    return {**tiny_config()["train"], **fixed, **overrides}
 
 
-def by_hand(model, x, y, batch: int) -> list[float]:
-    """The original's steps: loss = Σ w·MSE (mmHg²) / accumulation, a step every ACCUMULATION
-    batches and one more on what is left; returns the weighted loss of every batch."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
-    model.train()
-    losses = []
-    n_batches = -(-len(y) // batch)
-    for index in range(n_batches):
-        xb, yb = x[index * batch : (index + 1) * batch], y[index * batch : (index + 1) * batch]
-        heads = model.forward_heads(xb)
-        loss = sum(
-            w * torch.nn.functional.mse_loss(h, yb) for w, h in zip(WEIGHTS, heads, strict=True)
-        )
-        losses.append(loss.item())
-        (loss / ACCUMULATION).backward()
-        if (index + 1) % ACCUMULATION == 0 or index + 1 == n_batches:
-            optimizer.step()
-            optimizer.zero_grad()
-    return losses
+def feeds(fold: FoldData) -> tuple[WindowFeed, WindowFeed]:
+    common = {"window": WINDOW, "stats": fold.stats, "batch_size": BATCH}
+    train = WindowFeed(fold.shards, fold.starts["train"], seed=1, max_windows=BATCHES * BATCH - 5,
+                       **common)  # fmt: skip
+    val = WindowFeed(fold.shards, fold.starts["val"], seed=2, max_windows=BATCH, **common)
+    assert len(train) == BATCHES
+    return train, val
 
 
-def test_two_paper_steps_and_validation_equal_the_hand_computed_ones(shard, tmp_path):
+def small_model() -> torch.nn.Module:
     torch.manual_seed(0)
-    model = FourHeads()
-    reference = copy.deepcopy(model)
-    starts = shard.windows
-    train_order = np.array([40, 3, 77, 12, 150, 9, 200, 31, 64, 18, 120, 5, 99, 250, 140, 60, 7])
-    val_order = np.array([300, 2, 180, 45, 222, 11, 90])
-    stats = compute_stats([shard], [starts[train_order]], WINDOW, "minmax_all", abp="none")
-    assert (stats.abp_center, stats.abp_scale) == (0.0, 1.0)  # targets stay in mmHg
+    return models.build("resnet1d", window=WINDOW, width=0.125)
 
-    def feed(order: np.ndarray, batch: int) -> WindowFeed:
-        chosen = np.sort(starts[order])  # the fold's sorted starts, fed in the given order
-        position = np.searchsorted(chosen, starts[order])
-        return WindowFeed(
-            [shard], [chosen], window=WINDOW, stats=stats, batch_size=batch, seed=0,
-            shuffle=False, order=position,
-        )  # fmt: skip
 
+def trained(fold: FoldData, model: torch.nn.Module, train: dict, tmp_path) -> dict:
+    train_feed, val_feed = feeds(fold)
     trainer = Trainer(
         model=model,
-        optimizer=torch.optim.AdamW(model.parameters(), lr=0.1),
-        train_feed=feed(train_order, BATCH),
-        val_feed=feed(val_order, 3),
-        head_weights=WEIGHTS,
+        optimizer=build_optimizer(model, train),
+        train_feed=train_feed,
+        val_feed=val_feed,
+        head_weights=[1.0],
         device=torch.device("cpu"),
-        settings=PAPER,
+        settings=train,
         checkpoint={"path": tmp_path / "checkpoint.pt", "fingerprint": "test"},
         description="test",
     )
-    state = trainer.run(fresh_state())
-    assert state["step"] == 2  # 3 batches, then the partial accumulation of 2
+    return trainer.run(fresh_state())
 
-    def windows(order: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        ecg = np.stack([shard.ecg[s : s + WINDOW] for s in starts[order]])
-        x = (ecg.astype(np.float64) - stats.ecg_center) / stats.ecg_scale
-        y = shard.abp[starts[order] + WINDOW - 1]
-        return torch.tensor(x, dtype=torch.float32)[:, None], torch.tensor(y, dtype=torch.float32)
 
-    x, y = windows(train_order)
-    assert float(y.mean()) > 50  # raw mmHg
-    by_hand(reference, x, y, BATCH)
-    for name, want in reference.named_parameters():
-        torch.testing.assert_close(model.get_parameter(name), want, msg=name)
-    # validation: the mean over batches of the weighted head losses, in training mode
-    xv, yv = windows(val_order)
-    with torch.no_grad():
-        reference.train()
-        losses = []
-        for first in range(0, len(yv), 3):
-            heads = reference.forward_heads(xv[first : first + 3])
-            target = yv[first : first + 3]
-            losses.append(
-                sum(
-                    w * float(((h - target) ** 2).mean())
-                    for w, h in zip(WEIGHTS, heads, strict=True)
-                )
-            )
-    assert state["history"][0]["val_loss"] == pytest.approx(np.mean(losses), rel=1e-5)
-    # ... which moved BatchNorm's running statistics, kept in the best weights as the original's
-    for name, want in reference.state_dict().items():
-        torch.testing.assert_close(state["best_state"][name], want, rtol=1e-5, atol=1e-6, msg=name)
+def by_hand(fold: FoldData, model: torch.nn.Module, train: dict) -> torch.nn.Module:
+    """The same training written out: each step averages the gradients of its batches."""
+    optimizer = {
+        "sgd": lambda p: torch.optim.SGD(
+            p, lr=1.0, momentum=0.9, weight_decay=train["weight_decay"]
+        ),
+        "adam": lambda p: torch.optim.Adam(p, lr=1.0, weight_decay=train["weight_decay"]),
+        "adamw": lambda p: torch.optim.AdamW(p, lr=1.0, weight_decay=train["weight_decay"]),
+    }[train["optimizer"]](model.parameters())
+    train_feed, _ = feeds(fold)
+    groups = [[0, 1, 2], [3, 4, 5], [6]]
+    step = 0
+    for epoch in range(train["epochs"]):
+        batches = list(train_feed.batches(epoch))
+        for group in groups:
+            model.train()
+            optimizer.zero_grad()
+            for index in group:
+                x, y = batches[index]
+                loss = torch.mean((model(x) - y) ** 2) / len(group)
+                loss.backward()
+            lr = learning_rate(step, len(groups) * train["epochs"], train["lr"], train["schedule"])
+            for parameters in optimizer.param_groups:
+                parameters["lr"] = lr
+            optimizer.step()
+            step += 1
+    return model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("optimizer", "schedule"), [("sgd", "constant"), ("adam", "cosine"), ("adamw", "constant")]
+)
+def test_accumulated_steps_match_a_hand_written_loop(fold, tmp_path, optimizer, schedule):
+    train = settings(optimizer=optimizer, schedule=schedule, lr=0.01)
+    model = small_model()
+    reference = by_hand(fold, copy.deepcopy(model), train)
+    state = trained(fold, model, train, tmp_path)
+    assert state["step"] == 3 * train["epochs"]
+    for name, value in reference.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], value, rtol=1e-4, atol=1e-6)
+    rates = [row["lr"] for row in state["history"]]
+    if schedule == "constant":
+        assert rates == [0.01, 0.01]
+    else:
+        assert rates == pytest.approx([learning_rate(s, 6, 0.01, "cosine") for s in (2, 5)])
+
+
+def test_bf16_training_runs_the_model_in_bf16_and_keeps_fp32_weights(fold, tmp_path):
+    seen = set()
+    model = small_model()
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv1d))
+    first.register_forward_hook(lambda module, args, out: seen.add(out.dtype))
+    before = copy.deepcopy(model.state_dict())
+    state = trained(fold, model, settings(precision="bf16", epochs=1), tmp_path)
+    assert seen == {torch.bfloat16}
+    assert all(v.dtype == before[k].dtype for k, v in model.state_dict().items())
+    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert all(torch.isfinite(torch.tensor([row["train_loss"], row["val_loss"]])).all()
+               for row in state["history"])  # fmt: skip
+
+    fp32 = small_model()
+    trained(fold, fp32, settings(epochs=1), tmp_path)
+    assert any(not torch.equal(v, fp32.state_dict()[k]) for k, v in model.state_dict().items())

@@ -29,6 +29,7 @@ rule evaluate:
 rule pool:
     input:
         metrics=lambda wildcards: fold_metrics(),
+        clean=expand(f"{RESULTS}/clean/{{part}}.parquet", part=sorted(PARTS, key=natural_key)),
     output:
         table=f"{RESULTS}/metrics.parquet",
         summary=f"{RESULTS}/summary.md",

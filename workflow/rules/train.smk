@@ -1,5 +1,6 @@
 # One training job per variant × fold. Deep models declare one GPU; the profile decides what
 # that means (nothing on a CPU machine, one GPU per job on a workstation or SLURM).
+import re
 
 
 rule train:
@@ -20,3 +21,22 @@ rule train:
         gpu=lambda wildcards: gpus_for(wildcards.variant),
     script:
         "../scripts/train.py"
+
+
+# Classical variants also write their fitted model beside model.pt: declared, so that shadow
+# directories, remote storage and --delete-all-output know of it.
+CLASSICAL_VARIANTS = [
+    v for v in VARIANTS if model_spec(config["variants"][v]["model"]).kind == "classical"
+]
+
+if CLASSICAL_VARIANTS:
+
+    use rule train as train_classical with:
+        output:
+            model=f"{RESULTS}/models/{{variant}}/fold_{{fold}}/model.pt",
+            history=f"{RESULTS}/models/{{variant}}/fold_{{fold}}/history.parquet",
+            artefact=f"{RESULTS}/models/{{variant}}/fold_{{fold}}/model.classical",
+        wildcard_constraints:
+            variant="|".join(map(re.escape, CLASSICAL_VARIANTS)),
+
+    ruleorder: train_classical > train

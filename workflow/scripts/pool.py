@@ -9,4 +9,5 @@ run_step(
     [Path(p) for p in snakemake.input.metrics],
     Path(snakemake.output.table),
     Path(snakemake.output.summary),
+    [Path(p) for p in snakemake.input.clean],
 )

@@ -20,6 +20,7 @@ from ecg2abp.errors import InputError
 # The most specific diagnosis claims a sample first: a 270 mmHg plateau is "clipped" and a
 # 0 mmHg transducer-off line is "flat", although both are also out of range.
 REASONS: tuple[str, ...] = (
+    "missing_channel",  # no finite ECG or no finite ABP at all (e.g. a WFDB record without ABP)
     "nonfinite",
     "abp_clipped",
     "ecg_saturated",
@@ -300,6 +301,9 @@ def label_samples(
     if len(labels) == 0:
         return labels
     finite = bool(np.isfinite(ecg.sum()) and np.isfinite(abp.sum()))
+    if not finite and not (np.isfinite(ecg).any() and np.isfinite(abp).any()):
+        labels[:] = REASONS.index("missing_channel")
+        return labels
     margin = _samples(settings.margin_seconds, fs) if settings.enabled else 0
     if not finite:
         _claim(labels, "nonfinite", _nonfinite(ecg, abp), margin)

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from ecg2abp.atomic import atomic_path
 from ecg2abp.data import cleaning, readers
 from ecg2abp.data.shards import windows_per_segment, write_shard
 from ecg2abp.errors import InputError
+
+log = logging.getLogger("ecg2abp.data.ingest")
 
 REPORT_COLUMNS = (
     "level",
@@ -41,10 +44,17 @@ def discover_parts(data_dir: Path, pattern: str) -> dict[str, Path]:
     """Part name → path: files matching `pattern`, else WFDB folders (data_dir or its children)."""
     if not data_dir.is_dir():
         raise InputError(f"data_dir {data_dir}: no such folder")
-    parts = {path.stem: path for path in sorted(data_dir.glob(pattern)) if path.is_file()}
-    if not parts:
+    found = [(path.stem, path) for path in sorted(data_dir.glob(pattern)) if path.is_file()]
+    if not found:
         folders = [data_dir, *sorted(p for p in data_dir.iterdir() if p.is_dir())]
-        parts = {f.name: f for f in folders if any(f.glob("*.hea"))}
+        found = [(f.name, f) for f in folders if any(f.glob("*.hea"))]
+    parts: dict[str, Path] = {}
+    for name, path in found:
+        if name in parts:  # outputs are named by part: one would replace the other
+            raise InputError(
+                f"data_dir {data_dir}: parts {parts[name]} and {path} share the name {name}"
+            )
+        parts[name] = path
     if not parts:
         raise InputError(
             f"data_dir {data_dir}: no part files matching {pattern!r} and no WFDB records (*.hea)"
@@ -57,9 +67,36 @@ def cleaning_settings(config: dict) -> cleaning.CleaningSettings:
     return cleaning.settings_from_config(config)
 
 
+def refuse_clobbering(part: Path, shard_out: Path, report_out: Path) -> None:
+    """Outputs must not replace the input or each other."""
+    shard, report = shard_out.resolve(), report_out.resolve()
+    source = part.resolve()
+    if shard == report:
+        raise InputError(f"{report_out}: the report would overwrite the shard; give another name")
+    for out, given in ((shard, shard_out), (report, report_out)):
+        if out == source:
+            raise InputError(f"{given}: would overwrite the input {part}; give another name")
+
+
+def main_reason(row: dict | pd.Series) -> str:
+    """The removal reason that claimed most of a report row's samples."""
+    return max(cleaning.REASONS, key=lambda reason: row[f"removed_{reason}"])
+
+
+def kept_nothing(report_path: Path) -> list[str]:
+    """From a cleaning report: the part, or else its records, that kept nothing, and why."""
+    report = pd.read_parquet(report_path)
+    part = report[report["level"] == "part"].iloc[0]
+    if part["kept_samples"] == 0:
+        return [f"{part['record_id'].removesuffix('/*')} (all {len(report) - 1} records)"]
+    records = report[(report["level"] == "record") & (report["kept_samples"] == 0)]
+    return [f"{row['record_id']} ({main_reason(row)})" for _, row in records.iterrows()]
+
+
 def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> dict:
     """Clean every record of `part` into the shard `shard_out` and the report `report_out`."""
     part = Path(part)
+    refuse_clobbering(part, Path(shard_out), Path(report_out))
     settings = cleaning_settings(config)
     window, stride, fs = config["window"], config["stride"], float(config["fs"])
     pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -94,6 +131,13 @@ def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> 
                 **{f"removed_{reason}": result.removed[reason] for reason in cleaning.REASONS},
             }
         )
+        if not result.segments:
+            log.warning(
+                "%s: record %s kept nothing (mostly %s)",
+                part,
+                record.record_id,
+                main_reason(rows[-1]),
+            )
         del record
     segments = np.array(segment_rows, dtype=np.int64).reshape(-1, 4)
     attrs = {
@@ -118,6 +162,8 @@ def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> 
     report = pd.concat([report, pd.DataFrame([totals_row])], ignore_index=True)
     with atomic_path(report_out) as tmp:
         report.to_parquet(tmp, index=False)
+    if not segment_rows:
+        log.warning("%s: cleaning kept nothing of its %d records", part, len(record_ids))
     return {
         "part": part_name(part),
         "records": len(record_ids),

@@ -1,7 +1,8 @@
 """The HDF5 shard: one part's cleaned signals end to end, its segments, records and window index."""
 
+import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,18 @@ def lengths_from_segments(segments: np.ndarray, n_records: int) -> np.ndarray:
     return lengths
 
 
+def content_sha256(
+    signals: dict[str, Iterable[np.ndarray]], segments: np.ndarray, records: Sequence[str]
+) -> str:
+    """SHA-256 of a shard's data: records, segments and each signal as float32, in order."""
+    digest = hashlib.sha256(json.dumps(list(records)).encode())
+    digest.update(np.ascontiguousarray(segments, dtype=np.int64).tobytes())
+    for name in SIGNALS:
+        for chunk in signals[name]:
+            digest.update(np.ascontiguousarray(chunk, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
 def _index_dtype(n: int) -> type:
     return np.uint32 if n < 2**32 else np.uint64
 
@@ -67,12 +80,15 @@ def write_shard(
     """
     total = int(segments[-1, 2]) if len(segments) else 0
     windows = window_starts(segments, window, stride)
+    segments = segments.astype(np.int64).reshape(-1, 4)
+    signals = {name: [piece[i] for piece in pieces] for i, name in enumerate(SIGNALS)}
+    fingerprint = content_sha256(signals, segments, records)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         for index, name in enumerate(SIGNALS):
             dataset = h5.create_dataset(name, shape=(total,), dtype=np.float32)
             for (start, stop), piece in zip(segments[:, 1:3], pieces, strict=True):
                 dataset[start:stop] = piece[index]
-        h5.create_dataset("segments", data=segments.astype(np.int64).reshape(-1, 4))
+        h5.create_dataset("segments", data=segments)
         h5["segments"].attrs["columns"] = ",".join(SEGMENT_COLUMNS)
         h5.create_dataset(
             "records", data=np.array(records, dtype=object), dtype=h5py.string_dtype()
@@ -82,7 +98,13 @@ def write_shard(
             record_samples = lengths_from_segments(segments, len(records))
         h5.create_dataset("record_samples", data=np.asarray(record_samples, dtype=np.int64))
         h5.attrs.update(
-            {"format_version": FORMAT_VERSION, "window": window, "stride": stride, **attrs}
+            {
+                "format_version": FORMAT_VERSION,
+                "window": window,
+                "stride": stride,
+                "content_sha256": fingerprint,
+                **attrs,
+            }
         )
     return len(windows)
 
@@ -104,6 +126,15 @@ class Shard:
     @property
     def name(self) -> str:
         return self.path.stem
+
+    @property
+    def fingerprint(self) -> str:
+        """The data's SHA-256: stored when written (computed here for shards from before)."""
+        stored = self.attrs.get("content_sha256")
+        if stored:
+            return str(stored)
+        signals = {name: [getattr(self, name)] for name in SIGNALS}
+        return content_sha256(signals, self.segments, self.records)
 
     @property
     def cleaning(self) -> dict:

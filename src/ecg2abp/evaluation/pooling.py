@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ecg2abp.atomic import atomic_path
+from ecg2abp.data.ingest import kept_nothing
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, LevelMetrics
 
@@ -129,10 +130,28 @@ def summary_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pool_metrics(metric_files: Sequence[Path], table_out: Path, summary_out: Path) -> None:
-    """Write the pooled Parquet table and its Markdown summary."""
+def kept_nothing_markdown(clean_reports: Sequence[Path], shown: int = 20) -> str:
+    """A note listing the parts and records that cleaning left empty ("" when none)."""
+    lines = []
+    for report in clean_reports:
+        empty = kept_nothing(Path(report))
+        more = f", and {len(empty) - shown} more" if len(empty) > shown else ""
+        if empty:
+            lines.append(f"- {Path(report).stem}: {', '.join(empty[:shown])}{more}")
+    if not lines:
+        return ""
+    return "\nKept nothing after cleaning (see clean/{part}.parquet):\n\n" + "\n".join(lines) + "\n"
+
+
+def pool_metrics(
+    metric_files: Sequence[Path],
+    table_out: Path,
+    summary_out: Path,
+    clean_reports: Sequence[Path] = (),
+) -> None:
+    """Write the pooled Parquet table and its Markdown summary (with what cleaning emptied)."""
     table = pool_tables(metric_files)
     with atomic_path(table_out) as tmp:
         table.to_parquet(tmp, index=False)
     with atomic_path(summary_out) as tmp:
-        tmp.write_text(summary_markdown(table))
+        tmp.write_text(summary_markdown(table) + kept_nothing_markdown(clean_reports))

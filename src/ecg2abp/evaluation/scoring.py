@@ -20,6 +20,7 @@ from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, LevelMetrics
 from ecg2abp.folds.feed import side_ranges
 from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.folds.normalisation import NormStats
+from ecg2abp.training.model_file import load_model_file
 
 log = logging.getLogger("ecg2abp.evaluation.scoring")
 PREDICTION_SCHEMA = pa.schema(
@@ -38,7 +39,7 @@ class Predictor:
 
     def __init__(self, model_path: Path, device: torch.device) -> None:
         self.path = Path(model_path)
-        self.meta = torch.load(self.path, map_location="cpu", weights_only=True)
+        self.meta = load_model_file(self.path)
         self.stats = NormStats.from_dict(self.meta["stats"])
         self.window = int(self.meta["window"])
         self.kind = self.meta["kind"]
@@ -50,11 +51,20 @@ class Predictor:
                 width=self.meta["width"],
                 **self.meta["options"],
             )
-            self.model.load_state_dict(self.meta["state_dict"])
+            try:
+                self.model.load_state_dict(self.meta["state_dict"])
+            except RuntimeError as err:  # weights of another architecture or width
+                first = str(err).splitlines()[0]
+                raise InputError(
+                    f"{self.path}: weights do not fit {self.meta['model']} ({first})"
+                ) from None
             self.model.to(device).eval()
         elif self.kind == "classical":
+            artefact = self.path.parent / self.meta["artefact"]
+            if not artefact.is_file():
+                raise InputError(f"{self.path}: its fitted model {artefact} is missing")
             template = models.build(self.meta["model"], window=self.window, **self.meta["options"])
-            self.model = type(template).load(self.path.parent / self.meta["artefact"])
+            self.model = type(template).load(artefact)
 
     def predict(self, record_id: str, ecg_windows: np.ndarray, batch_size: int) -> np.ndarray:
         """ABP at the last sample of each raw ECG window [n, window], in mmHg."""
@@ -225,6 +235,15 @@ def evaluate_variant(
     if fold.window != predictor.window:
         raise InputError(
             f"{model_path}: trained for window {predictor.window}, split has {fold.window}"
+        )
+    if predictor.meta["fold"] != fold_index:
+        raise InputError(
+            f"{model_path}: trained on fold {predictor.meta['fold']}, not fold {fold_index}"
+        )
+    if predictor.meta["data_fingerprint"] != fold.fingerprint:
+        raise InputError(
+            f"{model_path}: trained on other data than {split_path} and the shards given "
+            "(data fingerprints differ)"
         )
     stride = config["evaluate"]["stride"]
     batch = config["evaluate"]["batch_size"]

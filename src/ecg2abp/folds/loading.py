@@ -1,5 +1,6 @@
 """One fold of a split file, ready to feed: its shards, window starts per side, statistics."""
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,7 +12,9 @@ from ecg2abp.data.shards import Shard, open_shard
 from ecg2abp.errors import InputError
 from ecg2abp.folds.feed import select_windows, side_ranges
 from ecg2abp.folds.normalisation import NormStats, compute_stats
-from ecg2abp.folds.protocols import SIDES, windows_path
+from ecg2abp.folds.protocols import SIDES, refuse_duplicate_names, windows_path
+
+SPLIT_KEYS = ("protocol", "n_folds", "window", "stride", "shards", "fingerprints", "folds")
 
 
 @dataclass
@@ -32,6 +35,15 @@ class FoldData:
     @property
     def protocol(self) -> str:
         return self.document["protocol"]
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of what the fold is made of: the split, its shards' data and cleaning."""
+        digest = hashlib.sha256(json.dumps(self.document, sort_keys=True).encode())
+        for shard in self.shards:
+            digest.update(shard.fingerprint.encode())
+            digest.update(str(shard.attrs.get("cleaning", "")).encode())
+        return digest.hexdigest()
 
     def side(self, name: str) -> list[list]:
         return self.document["folds"][self.fold][name]
@@ -59,18 +71,48 @@ class FoldData:
 
 
 def read_split(path: Path) -> dict:
+    """The split document, refused in one line when unreadable or lacking a key."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        document = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InputError(f"{path}: cannot read split file ({err})") from None
+    if not isinstance(document, dict):
+        raise InputError(f"{path}: not a split file (no JSON object)")
+    missing = [key for key in SPLIT_KEYS if key not in document]
+    if missing:
+        raise InputError(
+            f"{path}: not a split file of this version (missing {', '.join(missing)}); "
+            "run split again"
+        )
+    return document
+
+
+def check_shards(split_path: Path, document: dict, shards: Sequence[Shard]) -> None:
+    """Refuse shards that are not the ones the split was made from."""
+    for shard, fingerprint in zip(shards, document["fingerprints"], strict=True):
+        built = {key: int(shard.attrs[key]) for key in ("window", "stride")}
+        wanted = {key: int(document[key]) for key in ("window", "stride")}
+        if built != wanted:
+            raise InputError(
+                f"{shard.path}: built with window {built['window']}, stride {built['stride']}; "
+                f"{split_path} was made for window {wanted['window']}, stride {wanted['stride']}"
+            )
+        if shard.fingerprint != fingerprint:
+            raise InputError(
+                f"{shard.path}: its data differ from the shard {shard.name} that {split_path} "
+                "was made from; run split again or give the original shard"
+            )
 
 
 def _paper_starts(
     split_path: Path, n_shards: int, fold: int
 ) -> tuple[dict[str, list[np.ndarray]], dict[str, np.ndarray]]:
     """Each side's drawn starts sorted per shard, and the order they were drawn in."""
+    drawn_path = windows_path(split_path)
+    if not drawn_path.is_file():
+        raise InputError(f"{split_path}: its sampled windows ({drawn_path}) are missing")
     starts, order = {}, {}
-    with np.load(windows_path(split_path)) as drawn:
+    with np.load(drawn_path) as drawn:
         for side in SIDES:
             rows = drawn[f"fold{fold}_{side}"]
             starts[side] = [np.sort(rows[rows[:, 0] == i, 1]) for i in range(n_shards)]
@@ -93,11 +135,13 @@ def load_fold(
     document = read_split(split_path)
     if not 0 <= fold < document["n_folds"]:
         raise InputError(f"{split_path}: no fold {fold} (the file has {document['n_folds']})")
+    refuse_duplicate_names(shard_paths)
     by_name = {Path(p).stem: Path(p) for p in shard_paths}
     missing = [name for name in document["shards"] if name not in by_name]
     if missing:
         raise InputError(f"{split_path}: shard {missing[0]} named by the split is not given")
     shards = [open_shard(by_name[name], mapped=mapped) for name in document["shards"]]
+    check_shards(split_path, document, shards)
     window = int(document["window"])
     order: dict[str, np.ndarray] = {}
     if document["protocol"] == "paper":

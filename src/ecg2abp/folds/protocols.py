@@ -283,9 +283,37 @@ def paper_windows(
     return windows, info
 
 
+def refuse_duplicate_names(shard_paths: Sequence[Path]) -> None:
+    """Shards are matched by file stem: two files with one stem would be confused."""
+    seen: dict[str, Path] = {}
+    for path in map(Path, shard_paths):
+        if path.stem in seen:
+            raise InputError(
+                f"shards {seen[path.stem]} and {path}: two shards named {path.stem}; "
+                "shard names must differ"
+            )
+        seen[path.stem] = path
+
+
+def shard_stride(shards: Sequence[Shard], window: int) -> int:
+    """The stride all shards share; refuses shards indexed for another window or strides."""
+    for shard in shards:
+        if int(shard.attrs["window"]) != window:
+            raise InputError(
+                f"{shard.path}: built for window {int(shard.attrs['window'])}, the config has "
+                f"window {window}; ingest the parts again with this window"
+            )
+    strides = {int(shard.attrs["stride"]) for shard in shards}
+    if len(strides) > 1:
+        raise InputError(f"shards: built with different strides {sorted(strides)}; ingest again")
+    return strides.pop()
+
+
 def make_splits(shard_paths: Sequence[Path], split: dict, window: int) -> tuple[dict, dict]:
     """The split document and, for `paper`, the sampled windows (else an empty dict)."""
+    refuse_duplicate_names(shard_paths)
     shards = [open_shard(path, mapped=True) for path in shard_paths]
+    stride = shard_stride(shards, window)
     infos = _record_infos(shards)
     if not infos:
         raise InputError("split: no record has a clean window; nothing to split")
@@ -307,7 +335,9 @@ def make_splits(shard_paths: Sequence[Path], split: dict, window: int) -> tuple[
         "n_folds": len(folds),
         "leaky": protocol == "paper",
         "window": window,
+        "stride": stride,
         "shards": [shard.name for shard in shards],
+        "fingerprints": [shard.fingerprint for shard in shards],
         "folds": folds,
     }
     if protocol == "paper":
@@ -329,6 +359,8 @@ def windows_path(split_path: Path) -> Path:
 
 def split_to_file(shard_paths: Sequence[Path], out: Path, config: dict) -> dict:
     """Make the configured protocol's folds from the shards and write them to `out`."""
+    if Path(out).resolve() in {Path(p).resolve() for p in shard_paths}:
+        raise InputError(f"{out}: the split file would overwrite a shard")
     document, windows = make_splits(shard_paths, config["split"], config["window"])
     write_splits(out, document, windows)
     return {"protocol": document["protocol"], "n_folds": document["n_folds"]}

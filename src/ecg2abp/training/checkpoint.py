@@ -7,6 +7,8 @@ from pathlib import Path
 import torch
 
 from ecg2abp.atomic import atomic_path
+from ecg2abp.errors import InputError
+from ecg2abp.training.model_file import read_torch_file
 
 log = logging.getLogger("ecg2abp.training")
 
@@ -30,13 +32,26 @@ def save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: Path, config_fingerprint: str) -> dict | None:
-    """The saved state, or None when there is none or it was written under other settings."""
+def set_aside(path: Path, why: str) -> Path:
+    """Rename an unusable checkpoint out of the way (kept for inspection) and say so."""
+    aside = path.with_name(path.name + ".set-aside")
+    path.replace(aside)
+    log.warning("%s: %s; moved to %s, training starts afresh", path, why, aside.name)
+    return aside
+
+
+def load_checkpoint(path: Path, fingerprint: str) -> dict | None:
+    """The saved state, or None when there is none; one that is unreadable or was written
+    for other data or settings is set aside."""
     if not path.exists():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("config_fingerprint") != config_fingerprint:
-        log.warning("%s: settings changed since it was written; starting afresh", path)
+    try:
+        state = read_torch_file(path, "checkpoint")
+    except InputError as err:
+        set_aside(path, f"unreadable ({err})")
+        return None
+    if not isinstance(state, dict) or state.get("config_fingerprint") != fingerprint:
+        set_aside(path, "written for other data or settings")
         return None
     log.info("resuming from %s (epoch %d, batch %d)", path, state["epoch"], state["batch"])
     return state

@@ -22,9 +22,9 @@ from ecg2abp.folds.feed import WindowFeed
 from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.training.checkpoint import load_checkpoint
 from ecg2abp.training.loop import Trainer, fresh_state
+from ecg2abp.training.model_file import FORMAT_VERSION, save_model_file
 from ecg2abp.training.objective import build_optimizer, head_weights
 
-FORMAT_VERSION = 1
 NAIVE = "naive"
 RUN_ONLY_TRAIN_KEYS = ("folds", "device", "checkpoint_minutes")
 log = logging.getLogger("ecg2abp.training")
@@ -46,13 +46,6 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return result.stdout.strip() if result.returncode == 0 else "unknown"
-
-
-def data_fingerprint(split_path: Path, fold: FoldData) -> str:
-    sources = [
-        (s.name, s.attrs.get("source_sha256", ""), s.attrs.get("cleaning", "")) for s in fold.shards
-    ]
-    return fingerprint({"split": Path(split_path).read_text(), "shards": sources})
 
 
 @dataclass
@@ -83,11 +76,16 @@ class RunContext:
 
     def config_fingerprint(self) -> str:
         """What decides the trained weights (not where or how often it runs or checkpoints)."""
-        keys = ("window", "fs", "normalisation", "abp_normalisation", "cleaning", "split")
+        keys = ("window", "stride", "fs", "normalisation", "abp_normalisation", "cleaning")
+        keys += ("split", "ecg_lead", "data_dir", "parts_glob", "synthetic")
         train = {k: v for k, v in self.train.items() if k not in RUN_ONLY_TRAIN_KEYS}
         return fingerprint(
-            {"variant": self.spec, "train": train, **{k: self.config[k] for k in keys}}
+            {"variant": self.spec, "train": train, **{k: self.config.get(k) for k in keys}}
         )
+
+    def resume_key(self, data_hash: str) -> str:
+        """A checkpoint resumes only the same settings on the same data."""
+        return fingerprint({"config": self.config_fingerprint(), "data": data_hash})
 
 
 def metadata(ctx: RunContext, fold: FoldData, data_hash: str) -> dict:
@@ -148,6 +146,7 @@ def train_deep(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
     train = ctx.train
     torch.manual_seed(train["seed"])
     device = resolve_device(train["device"])
+    resume_key = ctx.resume_key(data_hash)
     model = models.build(
         ctx.spec["model"],
         window=fold.window,
@@ -163,10 +162,10 @@ def train_deep(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
         head_weights=head_weights(model.n_heads, train["deep_supervision_weights"]),
         device=device,
         settings=train,
-        checkpoint={"path": ctx.checkpoint_path, "fingerprint": ctx.config_fingerprint()},
+        checkpoint={"path": ctx.checkpoint_path, "fingerprint": resume_key},
         description=f"{ctx.variant} fold {fold.fold}",
     )
-    state = load_checkpoint(ctx.checkpoint_path, ctx.config_fingerprint()) or fresh_state()
+    state = load_checkpoint(ctx.checkpoint_path, resume_key) or fresh_state()
     trainer.restore(state)
     state = trainer.run(state)
     meta = metadata(ctx, fold, data_hash)
@@ -178,8 +177,7 @@ def _write_outputs(ctx: RunContext, model_file: dict, history: list[dict]) -> No
     with atomic_path(ctx.history_path) as tmp:
         columns = ["epoch", "train_loss", "val_loss", "lr", "windows_per_s", "seconds"]
         pd.DataFrame(history, columns=columns).to_parquet(tmp, index=False)
-    with atomic_path(ctx.model_path) as tmp:
-        torch.save(model_file, tmp)
+    save_model_file(ctx.model_path, model_file)
     ctx.checkpoint_path.unlink(missing_ok=True)
 
 
@@ -254,10 +252,12 @@ def train_variant(
         abp=config["abp_normalisation"],
     )
     ctx = RunContext(variant, spec, config, Path(split_path), Path(out_dir))
+    if fold.window != config["window"]:
+        raise InputError(
+            f"{split_path}: made for window {fold.window}, the config has window {config['window']}"
+        )
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ctx.out_dir.glob(".*.tmp-*"):  # left by a job killed mid-write
-        stale.unlink()
-    data_hash = data_fingerprint(split_path, fold)
+    data_hash = fold.fingerprint
     log.info(
         "%s fold %d (%s): %d train, %d val, %d test windows",
         variant,

@@ -50,6 +50,14 @@ class Trainer:
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.train_feed) / self.settings["accumulation"])
 
+    def divisor(self, batch: int) -> int:
+        """What a batch's loss is divided by: its step's batch count (the epoch's last, shorter
+        group too), or always `accumulation` as the original code does (`fixed`)."""
+        accumulation = self.settings["accumulation"]
+        if self.settings.get("accumulation_scaling", "group") == "fixed":
+            return accumulation
+        return min(accumulation, len(self.train_feed) - batch // accumulation * accumulation)
+
     def restore(self, state: dict) -> None:
         if "model" in state:
             self.model.load_state_dict(state["model"])
@@ -99,7 +107,7 @@ class Trainer:
             x, y = x.to(self.device), y.to(self.device)
             with autocast(self.device, train["precision"]):
                 heads = self.model.forward_heads(x)
-            (supervised_loss(heads, y, self.head_weights) / accumulation).backward()
+            (supervised_loss(heads, y, self.head_weights) / self.divisor(state["batch"])).backward()
             loss_sum += float(heads[-1].detach().float().sub(y).pow(2).sum())
             loss_count += len(y)
             seen += len(y)

@@ -1,0 +1,58 @@
+"""Workflow steps: everything a step writes to stderr, tracebacks included, reaches its log."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+STEP = """
+import sys, warnings
+from ecg2abp.errors import InputError
+from ecg2abp.logs import run_step
+
+def step(kind):
+    warnings.warn("a library warning")
+    print("raw stderr line", file=sys.stderr)
+    if kind == "bug":
+        raise ZeroDivisionError("the bug")
+    if kind == "input":
+        raise InputError("part_9.mat: not a MATLAB file")
+    if kind == "os":
+        open("/nonexistent-folder/x")
+    return 0
+
+run_step(sys.argv[1], step, sys.argv[2])
+"""
+
+
+def run(tmp_path: Path, kind: str) -> tuple[subprocess.CompletedProcess, str]:
+    log = tmp_path / "logs" / f"{kind}.log"
+    script = tmp_path / "step.py"
+    script.write_text(STEP)
+    done = subprocess.run(
+        [sys.executable, str(script), str(log), kind], capture_output=True, text=True
+    )
+    return done, log.read_text()
+
+
+def test_a_crash_reaches_the_log_with_its_traceback(tmp_path):
+    done, log = run(tmp_path, "bug")
+    assert done.returncode == 1
+    for text in ("a library warning", "raw stderr line", "Traceback", "ZeroDivisionError"):
+        assert text in log, text
+        assert text in done.stderr, text
+
+
+def test_bad_input_is_one_line_in_the_log_and_no_traceback(tmp_path):
+    for kind, message in (
+        ("input", "ecg2abp: error: part_9.mat: not a MATLAB file"),
+        ("os", "ecg2abp: error: /nonexistent-folder/x: No such file or directory"),
+    ):
+        done, log = run(tmp_path, kind)
+        assert done.returncode == 1
+        assert log.splitlines()[-1] == message and "Traceback" not in log
+        assert done.stderr.splitlines()[-1] == message
+
+
+def test_a_step_that_succeeds_exits_zero_and_keeps_its_log(tmp_path):
+    done, log = run(tmp_path, "ok")
+    assert done.returncode == 0 and "raw stderr line" in log
