@@ -25,7 +25,9 @@ def trained(tmp_path_factory) -> Path:
     shards = ingest_parts(folder, synthetic_parts(folder, records=6), config)
     split = write_split(folder, shards, config)
     for variant, fold in ((VARIANT, 0), (VARIANT, 1), ("linear", 0)):
-        train_variant(variant, config, split, shards, fold, folder / "models" / variant / f"fold_{fold}")
+        train_variant(
+            variant, config, split, shards, fold, folder / "models" / variant / f"fold_{fold}"
+        )
     return folder / "models"
 
 

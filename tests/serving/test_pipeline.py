@@ -10,6 +10,7 @@ from ecg2abp.serving.ensemble import load_model
 from ecg2abp.serving.inputs import read_inputs
 from ecg2abp.serving.pipeline import FILLING, FLAGS, PREDICTED, CausalPipeline, EcgFlags, Rows
 
+pytestmark = pytest.mark.slow
 FS = 125.0
 
 

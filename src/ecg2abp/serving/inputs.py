@@ -114,7 +114,7 @@ def _wfdb_lead(header: Path, lead: str | None) -> tuple[str, float]:
     wanted = [lead] if lead else [DEFAULT_LEAD, *readers.ECG_LEADS]
     index = readers._channel(names, wanted)
     if index is None:
-        asked = f"lead {lead!r}" if lead else "an ECG lead"
+        asked = f"lead {lead!r}" if lead else "ECG lead"
         raise InputError(f"{header}: no {asked} (channels: {', '.join(names) or 'none'})")
     return names[index], float(head.fs) * (head.samps_per_frame or [1] * len(names))[index]
 
