@@ -1,5 +1,6 @@
 """predict / external / stream / export on tiny trained models and the real MIMIC-II record."""
 
+import io
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from ecg2abp.serving.ensemble import NOTICE, load_model
 from ecg2abp.serving.external import evaluate_external
 from ecg2abp.serving.outputs import beat_table
 from ecg2abp.serving.predict import InputOptions, predict_file
+from ecg2abp.serving.stream import run_stream
 
 pytestmark = pytest.mark.slow
 SECONDS = 12
@@ -117,27 +119,16 @@ def test_external_evaluation_needs_abp(model_file, short_csv, tmp_path):
         evaluate_external(model_file, short_csv, tmp_path / "x", options=InputOptions(fs=125.0))
 
 
-def cli(*args: str, stdin: bytes = b"", timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "ecg2abp.cli", *args],
-        input=stdin,
-        capture_output=True,
-        timeout=timeout,
-        env=env,
-    )
-
-
 def test_stream_output_equals_predict(model_file, short_csv, tmp_path):
     expected = predict(model_file, short_csv, tmp_path / "p.csv")
     lines = "\n".join(f"{v!r}" for v in pd.read_csv(short_csv)["ecg"]) + "\n"
-    done = cli("stream", str(model_file), stdin=lines.encode())
-    assert done.returncode == 0, done.stderr.decode()
-    got = pd.read_csv(pd.io.common.StringIO(done.stdout.decode()))
+    out, log = io.StringIO(), io.StringIO()
+    summary = run_stream(load_model(model_file), io.BytesIO(lines.encode()).read, out, log=log)
+    got = pd.read_csv(io.StringIO(out.getvalue()))
     np.testing.assert_array_equal(got["sample"], expected["sample"])
     np.testing.assert_array_equal(got["flag"], expected["flag"])
     np.testing.assert_allclose(got["abp_pred"], expected["abp_pred"], rtol=1e-5)
-    summary = json.loads(done.stderr.decode().strip().splitlines()[-1])
+    assert json.loads(log.getvalue().strip().splitlines()[-1]) == summary
     assert summary["rows_out"] == len(expected) and summary["latency_ms_p99"] is not None
 
 
