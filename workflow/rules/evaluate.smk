@@ -20,7 +20,7 @@ rule evaluate:
 
 rule pool:
     input:
-        metrics=lambda wildcards: fold_metrics(),
+        metrics=lambda wildcards: fold_metrics() + external_metrics(),
     output:
         table=f"{RESULTS}/metrics.parquet",
         summary=f"{RESULTS}/summary.md",

@@ -90,7 +90,7 @@ def _run(path_name: str, width: float, seconds: float, queue) -> None:
     with tempfile.TemporaryDirectory() as folder:
         model = _serving_model(Path(folder), path_name, width)
         tile = synth_record(np.random.default_rng(0), int(TILE_SECONDS * FS))[0]
-        pipeline = CausalPipeline(model, "bench", extremes=ecg_extremes(tile), batch_size=4096)
+        pipeline = CausalPipeline(model, "bench", extremes=ecg_extremes(tile), batch_size=1024)
         total = int(seconds * FS)
         predictions = 0
         started = time.perf_counter()

@@ -28,10 +28,16 @@ def evaluate_external(
     out_dir: Path,
     *,
     options: InputOptions | None = None,
-    batch_size: int = 4096,
+    dataset: str | None = None,
+    threads: int | None = None,
+    batch_size: int = 1024,
 ) -> dict:
-    """Write predictions.parquet and metrics.json (model and naive floor) into `out_dir`."""
+    """Write predictions.parquet and metrics.json (model and naive floor) into `out_dir`.
+
+    `dataset` names the data set in the pooled table (default: the input's name)."""
     started = time.perf_counter()
+    if threads:
+        torch.set_num_threads(threads)
     model = load_model(Path(model_path), torch.device("cpu"))
     settings, fs, window = model.cleaning, model.fs, model.window
     scored, floor = LevelMetrics(fs), LevelMetrics(fs)
@@ -69,6 +75,7 @@ def evaluate_external(
     meta = model.meta
     result = {
         **model.describe(),
+        "dataset": dataset or Path(input_path).stem,
         "input": str(input_path),
         "kind": meta.get("kind"),
         "fold": meta.get("fold") if len(model.members) == 1 else -1,

@@ -96,7 +96,7 @@ class CausalPipeline:
         record_id: str,
         *,
         extremes: tuple[float, float] | None = None,
-        batch_size: int = 4096,
+        batch_size: int = 1024,
     ) -> None:
         self.model, self.record_id, self.batch_size = model, record_id, batch_size
         self.settings = model.cleaning

@@ -68,7 +68,7 @@ def predict_record(
     record: InputRecord,
     *,
     chunk: int = CHUNK_SAMPLES,
-    batch_size: int = 4096,
+    batch_size: int = 1024,
     progress: bool = False,
 ):
     """Yield the record's Rows chunk by chunk (filter state and window carried over)."""
@@ -94,7 +94,7 @@ def predict_file(
     beats: Path | None = None,
     plot: Path | None = None,
     chunk: int = CHUNK_SAMPLES,
-    batch_size: int = 4096,
+    batch_size: int = 1024,
     progress: bool = False,
     model: ServingModel | None = None,
 ) -> dict:
