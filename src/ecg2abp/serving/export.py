@@ -21,6 +21,7 @@ from ecg2abp.serving.onnx_model import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, se
 MAX_REL_DIFF = 1e-4
 OPSET = 17
 CHECK_WINDOWS = 256
+CHECK_BATCH = 32
 
 
 def max_rel_diff(reference: np.ndarray, other: np.ndarray) -> float:
@@ -83,8 +84,14 @@ def export_onnx(model_path: Path, onnx_path: Path, check: list[InputRecord]) -> 
         runtime = session(tmp, threads=1)
         diffs = {}
         for name, x in probes.items():
-            onnx_out = runtime.run([OUTPUT_NAME], {INPUT_NAME: x})[0].astype(np.float64)
-            diffs[name] = max_rel_diff(_torch_forward(model, x), onnx_out)
+            pieces = range(0, len(x), CHECK_BATCH)  # bounded memory at full width
+            ours = [
+                runtime.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + CHECK_BATCH]})[0] for i in pieces
+            ]
+            theirs = [_torch_forward(model, x[i : i + CHECK_BATCH]) for i in pieces]
+            diffs[name] = max_rel_diff(
+                np.concatenate(theirs), np.concatenate(ours).astype(np.float64)
+            )
         worst = max(diffs.values())
         if not worst <= MAX_REL_DIFF:
             raise InputError(
