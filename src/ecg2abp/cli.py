@@ -134,12 +134,96 @@ def cmd_bench_model(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
+def _input_options(args: argparse.Namespace):
+    from ecg2abp.serving.predict import InputOptions
+
+    return InputOptions(fs=args.fs, lead=args.lead, column=args.column)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    import torch
+
+    from ecg2abp.serving.predict import predict_file
+
+    torch.set_num_threads(args.threads)
+    summary = predict_file(
+        Path(args.model),
+        Path(args.input),
+        Path(args.out),
+        options=_input_options(args),
+        beats=Path(args.beats) if args.beats else None,
+        plot=Path(args.plot) if args.plot else None,
+        progress=not args.quiet,
+    )
+    print(json.dumps(summary))
+
+
+def cmd_external(args: argparse.Namespace) -> None:
+    import torch
+
+    from ecg2abp.serving.external import evaluate_external
+
+    torch.set_num_threads(args.threads)
+    result = evaluate_external(
+        Path(args.model), Path(args.input), Path(args.out), options=_input_options(args)
+    )
+    levels = {"model": result["levels"], "naive": result["naive"]["levels"]}
+    print(json.dumps({k: {lv: v.get("mae") for lv, v in ls.items()} for k, ls in levels.items()}))
+
+
+def cmd_stream(args: argparse.Namespace) -> None:
+    import torch
+
+    from ecg2abp.serving.ensemble import load_model
+    from ecg2abp.serving.stream import stream_stdin, stream_tcp
+
+    torch.set_num_threads(args.threads)
+    model = load_model(Path(args.model))
+    if args.port is None:
+        stream_stdin(model, sys.stdout)
+    else:
+        stream_tcp(model, args.port, sys.stdout)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    import torch
+
+    from ecg2abp.serving.export import export_onnx
+    from ecg2abp.serving.inputs import read_inputs
+
+    torch.set_num_threads(args.threads)
+    check = Path(args.check_input)
+    records = list(read_inputs(check, fs=125.0, min_source_fs=0.0, source_fs=args.fs))
+    print(json.dumps(export_onnx(Path(args.model), Path(args.onnx), records)))
+
+
+def cmd_bench_predict(args: argparse.Namespace) -> None:
+    from ecg2abp.bench.serving import bench_predict
+
+    for line in bench_predict(
+        width=args.width, hours=args.hours, full_seconds=args.full_seconds, paths=args.paths
+    ):
+        print(json.dumps(line), flush=True)
+
+
 def _add_fold_job_arguments(parser: argparse.ArgumentParser, *, out: str) -> None:
     parser.add_argument("--split", required=True, help="split file (.json)")
     parser.add_argument("--fold", type=int, required=True, help="fold number")
     parser.add_argument("--shards", nargs="+", required=True, help="the shard files it names")
     parser.add_argument("--out", required=True, help=out)
     parser.add_argument("--config", help="config YAML (default: built-in defaults)")
+
+
+def _add_input_arguments(parser: argparse.ArgumentParser, *, positional: bool) -> None:
+    what = "part file (either layout), WFDB .hea/folder, or CSV/Parquet ECG table"
+    if positional:
+        parser.add_argument("input", help=what)
+    else:
+        parser.add_argument("--input", required=True, help=what)
+    parser.add_argument("--fs", type=float, help="sampling rate of a CSV/Parquet input (Hz)")
+    parser.add_argument("--lead", help="WFDB ECG lead (default II, else the first ECG lead)")
+    parser.add_argument("--column", help="CSV/Parquet ECG column (default: ecg, or the only one)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,6 +280,47 @@ def build_parser() -> argparse.ArgumentParser:
     original.add_argument("--ecg-min", type=float, help="the original's global ECG minimum")
     original.add_argument("--ecg-max", type=float, help="the original's global ECG maximum")
     original.set_defaults(run=cmd_import_original)
+    notice = "Research use only, not a medical device."
+    model_help = "model.pt, a variant's folder of fold_*/model.pt (mean ± spread) or a .onnx"
+    predict = commands.add_parser(
+        "predict", help=f"ABP for every ECG sample of new recordings ({notice})"
+    )
+    predict.description = (
+        f"Predict ABP from ECG with a trained model. {notice} Never use it to diagnose or treat."
+    )
+    predict.add_argument("model", help=model_help)
+    _add_input_arguments(predict, positional=True)
+    predict.add_argument("--out", required=True, help="predictions (.parquet or .csv)")
+    predict.add_argument("--beats", help="per predicted beat: time, SBP, DBP, MAP (.parquet/.csv)")
+    predict.add_argument("--plot", help="PNG of a 10 s stretch of ECG and predicted ABP")
+    predict.add_argument("--quiet", action="store_true", help="no progress bar")
+    predict.set_defaults(run=cmd_predict)
+
+    external = commands.add_parser(
+        "external", help="score a model on recordings from elsewhere that carry ABP"
+    )
+    external.add_argument("model", help=model_help)
+    _add_input_arguments(external, positional=False)
+    external.add_argument("--out", required=True, help="folder for metrics.json, predictions")
+    external.set_defaults(run=cmd_external)
+
+    stream = commands.add_parser(
+        "stream", help=f"ABP per sample from ECG arriving on stdin or a TCP port ({notice})"
+    )
+    stream.add_argument("model", help=model_help)
+    stream.add_argument("--port", type=int, help="listen on 127.0.0.1:PORT instead of stdin")
+    stream.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    stream.set_defaults(run=cmd_stream)
+
+    export = commands.add_parser("export", help="a deep model.pt as ONNX, checked with ORT")
+    export.add_argument("model", help="model.pt of a deep model")
+    export.add_argument("--onnx", required=True, help="ONNX file to write")
+    export.add_argument(
+        "--check-input", required=True, help="a recording whose windows the check runs on"
+    )
+    export.add_argument("--fs", type=float, help="sampling rate of a CSV/Parquet check input")
+    export.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    export.set_defaults(run=cmd_export)
 
     models = commands.add_parser("models", help="list every model with parameters and GFLOP")
     models.add_argument("--json", action="store_true", help="JSON instead of a Markdown table")
@@ -233,6 +358,18 @@ def build_parser() -> argparse.ArgumentParser:
         model_bench.add_argument("--steps", type=int, default=3, help="timed steps per path (3)")
         model_bench.add_argument("--threads", type=int, default=None, help="torch threads (all)")
         model_bench.set_defaults(run=cmd_bench_model, what=what)
+    serving_bench = benches.add_parser(
+        "predict", help="predict throughput and memory per path (fp32, bf16, onnxruntime)"
+    )
+    serving_bench.add_argument("--width", type=float, default=0.0625, help="small width (1/16)")
+    serving_bench.add_argument("--hours", type=float, nargs="+", default=[1.0, 3.0])
+    serving_bench.add_argument(
+        "--full-seconds", type=float, default=60.0, help="ECG for the full-width run (60; 0: skip)"
+    )
+    serving_bench.add_argument(
+        "--paths", nargs="+", default=["fp32", "bf16", "onnxruntime"], help="paths to time"
+    )
+    serving_bench.set_defaults(run=cmd_bench_predict)
     return parser
 
 

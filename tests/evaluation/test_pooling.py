@@ -163,3 +163,35 @@ def test_summary_lists_the_parts_and_records_cleaning_emptied(two_folds, tmp_pat
     assert "part_3" not in summary and "part_1/0000" not in summary
     pool_metrics(two_folds, tmp_path / "pooled.parquet", tmp_path / "summary.md", reports[2:])
     assert "Kept nothing" not in (tmp_path / "summary.md").read_text()
+
+
+def test_external_data_sets_get_their_own_rows_and_summary_section(tmp_path):
+    from ecg2abp.atomic import write_json
+    from ecg2abp.evaluation.metrics import LevelMetrics
+    from ecg2abp.evaluation.pooling import summary_markdown
+
+    rng = np.random.default_rng(0)
+    files = []
+    for dataset, fold, offset in (("test", 0, 0.0), ("test", 1, 0.0), ("uci", 0, 5.0)):
+        metrics = LevelMetrics(125.0)
+        true = 90 + 20 * np.sin(np.arange(2000) / 15.0)
+        metrics.update_segment("r", true, true + offset + rng.normal(0, 1, len(true)))
+        document = {
+            "variant": "v",
+            "model": "m",
+            "kind": "deep",
+            "protocol": "record",
+            "leaky": False,
+            "fold": fold,
+            "levels": metrics.result(),
+            "state": metrics.to_dict(),
+        }
+        if dataset != "test":
+            document["dataset"] = dataset  # external documents name their data set
+        files.append(tmp_path / f"{dataset}{fold}.json")
+        write_json(files[-1], document)
+    pooled = pool_tables(files[1:])  # one test fold and the external one
+    merged = pooled[pooled["fold"] == ALL_FOLDS].set_index(["dataset", "level"])
+    assert merged.loc[("uci", "point"), "me"] == pytest.approx(5.0, abs=0.1)
+    assert merged.loc[("uci", "point"), "n"] == merged.loc[("test", "point"), "n"]
+    assert "## External data set `uci`" in summary_markdown(pool_tables(files))

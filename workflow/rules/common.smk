@@ -91,6 +91,16 @@ def all_targets():
     ]
 
 
+def external_metrics():
+    """metrics.json of every variant × fold × external data set (none if `external` is empty)."""
+    return expand(
+        f"{RESULTS}/external/{{dataset}}/{{variant}}/fold_{{fold}}/metrics.json",
+        dataset=sorted(config["external"]),
+        variant=[*VARIANTS, "naive"],
+        fold=folds(),
+    )
+
+
 # leak_gap (rules/leak_gap.smk): the same shards under `paper` and `record`.
 LEAK = f"{RESULTS}/leak_gap"
 LEAK_VARIANTS = [*VARIANTS, *([] if "knn" in VARIANTS else ["knn"])]

@@ -28,7 +28,7 @@ rule evaluate:
 
 rule pool:
     input:
-        metrics=lambda wildcards: fold_metrics(),
+        metrics=lambda wildcards: fold_metrics() + external_metrics(),
         clean=expand(f"{RESULTS}/clean/{{part}}.parquet", part=sorted(PARTS, key=natural_key)),
     output:
         table=f"{RESULTS}/metrics.parquet",

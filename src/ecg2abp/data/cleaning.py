@@ -205,10 +205,10 @@ def _abp_clipped(
 
 
 def _ecg_saturated(
-    ecg: np.ndarray, finite: bool, s: CleaningSettings
+    ecg: np.ndarray, finite: bool, s: CleaningSettings, extremes: tuple[float, float] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Plateaus at the record's ECG maximum or minimum (a constant ECG counts as flat)."""
-    top, bottom = _finite_max(ecg, finite), _finite_min(ecg, finite)
+    top, bottom = extremes or (_finite_max(ecg, finite), _finite_min(ecg, finite))
     if not top > bottom:
         return _no_runs()
     high = _runs_at(ecg, top, s.clip_min_samples)
@@ -322,6 +322,37 @@ def label_samples(
     kept_starts, kept_stops = _true_runs(labels == KEPT)
     short = kept_stops - kept_starts < shortest
     _claim(labels, "short_segment", (kept_starts[short], kept_stops[short]), 0)
+    return labels
+
+
+def ecg_extremes(ecg: np.ndarray) -> tuple[float, float]:
+    """The finite maximum and minimum of an ECG: the levels saturation is judged at."""
+    ecg = np.asarray(ecg)
+    finite = bool(np.isfinite(ecg.sum()))
+    return _finite_max(ecg, finite), _finite_min(ecg, finite)
+
+
+def label_ecg(
+    ecg: np.ndarray,
+    fs: float,
+    settings: CleaningSettings,
+    extremes: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Per-sample labels from the ECG rules alone (non-finite, saturated, flat), for recordings
+    without ABP: KEPT (-1) or the index in REASONS. `extremes`: the saturation levels (default:
+    this array's own finite maximum and minimum, as `label_samples` uses)."""
+    ecg = np.asarray(ecg, dtype=np.float64)
+    labels = np.full(len(ecg), KEPT, dtype=np.int8)
+    if len(labels) == 0:
+        return labels
+    finite = bool(np.isfinite(ecg.sum()))
+    margin = _samples(settings.margin_seconds, fs) if settings.enabled else 0
+    if not finite:
+        _claim(labels, "nonfinite", _true_runs(~np.isfinite(ecg)), margin)
+    if settings.enabled:
+        flat = max(1, _samples(settings.flat_seconds, fs))
+        _claim(labels, "ecg_saturated", _ecg_saturated(ecg, finite, settings, extremes), margin)
+        _claim(labels, "ecg_flat", _constant_runs(ecg, flat), margin)
     return labels
 
 

@@ -12,6 +12,7 @@ from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, LevelMetrics
 
 ALL_FOLDS = -1
+TEST = "test"  # the dataset of the folds' own test sides; external sets carry their name
 COLUMNS = (
     "n",
     "mae",
@@ -46,6 +47,7 @@ def _rows(meta: dict, fold: int, levels: dict) -> list[dict]:
             continue
         rows.append(
             {
+                "dataset": meta.get("dataset", TEST),
                 "variant": meta["variant"],
                 "model": meta["model"],
                 "kind": meta["kind"],
@@ -61,7 +63,7 @@ def _rows(meta: dict, fold: int, levels: dict) -> list[dict]:
 
 def _merged_levels(documents: list[dict]) -> dict:
     """All folds of one variant merged from their accumulators (not averaged)."""
-    if documents[0]["protocol"] == "paper":
+    if documents[0]["protocol"] == "paper" and documents[0].get("dataset", TEST) == TEST:
         point = ErrorAccumulator.from_dict(documents[0]["state"]["point"])
         for document in documents[1:]:
             point.merge(ErrorAccumulator.from_dict(document["state"]["point"]))
@@ -74,11 +76,12 @@ def _merged_levels(documents: list[dict]) -> dict:
 
 
 def pool_tables(metric_files: Sequence[Path]) -> pd.DataFrame:
-    """One row per variant × fold × level, plus fold = -1 for all folds merged."""
-    by_variant: dict[str, list[dict]] = {}
+    """One row per dataset × variant × fold × level, plus fold = -1 for all folds merged."""
+    by_variant: dict[tuple[str, str], list[dict]] = {}
     for path in metric_files:
         document = _read(path)
-        by_variant.setdefault(document["variant"], []).append(document)
+        key = (document.get("dataset", TEST), document["variant"])
+        by_variant.setdefault(key, []).append(document)
     rows = []
     for documents in by_variant.values():
         documents.sort(key=lambda d: d["fold"])
@@ -97,7 +100,15 @@ def _fmt(value: object, digits: int = 2) -> str:
 
 
 def summary_markdown(table: pd.DataFrame) -> str:
-    """A table of all folds merged: MAE and ME ± SD per level, BHS and IEEE grades."""
+    """A table of all folds merged per dataset: MAE and ME ± SD per level, BHS and IEEE grades."""
+    datasets = table["dataset"] if "dataset" in table else pd.Series(TEST, index=table.index)
+    text = _summary_of(table[datasets == TEST])
+    for name in sorted(set(datasets) - {TEST}):
+        text += f"\n## External data set `{name}`\n\n" + _summary_of(table[datasets == name])
+    return text
+
+
+def _summary_of(table: pd.DataFrame) -> str:
     pooled = table[table["fold"] == ALL_FOLDS]
     lines = []
     if bool(table["leaky"].any()):

@@ -1,0 +1,1 @@
+"""Serving trained models: predict on new recordings, stream, ONNX export, external tests."""

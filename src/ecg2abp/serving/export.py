@@ -1,0 +1,108 @@
+"""`ecg2abp export`: a deep model.pt as ONNX (dynamic batch), checked against PyTorch.
+
+The file is written under a temporary name, run in ONNX Runtime on random and real ECG windows
+next to the PyTorch model, and renamed into place only if the two agree within MAX_REL_DIFF
+(max |onnx − torch| over max |torch|, in normalised units).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ecg2abp.atomic import atomic_path
+from ecg2abp.errors import InputError
+from ecg2abp.serving.ensemble import _model_file
+from ecg2abp.serving.inputs import InputRecord
+from ecg2abp.serving.onnx_model import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, session
+
+MAX_REL_DIFF = 1e-4
+OPSET = 17
+CHECK_WINDOWS = 256
+CHECK_BATCH = 32
+
+
+def max_rel_diff(reference: np.ndarray, other: np.ndarray) -> float:
+    scale = float(np.max(np.abs(reference))) or 1.0
+    return float(np.max(np.abs(other - reference))) / scale
+
+
+def _torch_forward(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return model(torch.from_numpy(x)).double().numpy()
+
+
+def _real_windows(predictor, records: list[InputRecord], rng: np.random.Generator) -> np.ndarray:
+    """Up to CHECK_WINDOWS normalised windows drawn from finite stretches of the records."""
+    window = predictor.window
+    found = []
+    for record in records:
+        ecg = np.nan_to_num(record.ecg.astype(np.float32))
+        if len(ecg) >= window:
+            found.append(sliding_window_view(ecg, window))
+    if not found:
+        raise InputError("export: the check input holds no full window")
+    windows = np.concatenate([w[rng.choice(len(w), min(len(w), CHECK_WINDOWS))] for w in found])
+    return predictor.stats.scale_ecg(windows)[:, None, :]
+
+
+def export_onnx(model_path: Path, onnx_path: Path, check: list[InputRecord]) -> dict:
+    """Write `onnx_path` from a deep model.pt; compare ONNX Runtime with PyTorch; return figures."""
+    predictor = _model_file(Path(model_path), torch.device("cpu"))
+    if predictor.kind != "deep":
+        raise InputError(
+            f"{model_path}: only deep models export to ONNX (this is {predictor.kind})"
+        )
+    model = predictor.model.float().eval()
+    if hasattr(model, "set_attention"):  # the fused path's padded heads do not trace to ONNX
+        model.set_attention("reference")
+    window = predictor.window
+    meta = {key: value for key, value in predictor.meta.items() if key != "state_dict"}
+    rng = np.random.default_rng(0)
+    probes = {
+        "random": rng.standard_normal((CHECK_WINDOWS, 1, window)).astype(np.float32),
+        "real": _real_windows(predictor, check, rng),
+    }
+    import onnx
+
+    with atomic_path(Path(onnx_path)) as tmp:
+        torch.onnx.export(
+            model,
+            (torch.from_numpy(probes["random"][:2]),),
+            str(tmp),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        graph = onnx.load(str(tmp))
+        graph.metadata_props.add(key=METADATA_KEY, value=json.dumps(meta, default=str))
+        onnx.save(graph, str(tmp))
+        runtime = session(tmp, threads=1)
+        diffs = {}
+        for name, x in probes.items():
+            pieces = range(0, len(x), CHECK_BATCH)  # bounded memory at full width
+            ours = [
+                runtime.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + CHECK_BATCH]})[0] for i in pieces
+            ]
+            theirs = [_torch_forward(model, x[i : i + CHECK_BATCH]) for i in pieces]
+            diffs[name] = max_rel_diff(
+                np.concatenate(theirs), np.concatenate(ours).astype(np.float64)
+            )
+        worst = max(diffs.values())
+        if not worst <= MAX_REL_DIFF:
+            raise InputError(
+                f"{onnx_path}: ONNX Runtime differs from PyTorch by {worst:.2e} relative "
+                f"(limit {MAX_REL_DIFF:g}); file not written"
+            )
+    return {
+        "onnx": str(onnx_path),
+        "variant": meta.get("variant"),
+        "window": window,
+        "windows_checked": {name: len(x) for name, x in probes.items()},
+        "max_rel_diff": diffs,
+        "limit": MAX_REL_DIFF,
+    }

@@ -1,0 +1,177 @@
+"""`ecg2abp predict`: ABP for every sample of new recordings, chunk by chunk in bounded memory."""
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ecg2abp.data.cleaning import ecg_extremes
+from ecg2abp.errors import InputError
+from ecg2abp.serving.ensemble import ServingModel, load_model
+from ecg2abp.serving.inputs import InputRecord, lowest_rate, read_inputs
+from ecg2abp.serving.outputs import (
+    BEAT_SCHEMA,
+    TableWriter,
+    beat_table,
+    check_suffix,
+    prediction_schema,
+    prediction_table,
+)
+from ecg2abp.serving.pipeline import FLAGS, CausalPipeline, Rows
+
+CHUNK_SAMPLES = 1 << 15
+PLOT_SECONDS = 10.0
+
+
+@dataclass
+class InputOptions:
+    """How to read INPUT: the rate of a table (--fs), the WFDB lead, the table column."""
+
+    fs: float | None = None
+    lead: str | None = None
+    column: str | None = None
+
+
+@dataclass
+class Counts:
+    records: int = 0
+    samples: int = 0
+    rows: int = 0
+    predicted: int = 0
+    flags: Counter = field(default_factory=Counter)
+
+    def add(self, rows: Rows) -> None:
+        self.rows += len(rows)
+        codes = np.bincount(rows.flag, minlength=len(FLAGS))
+        self.predicted += int(codes[0])
+        self.flags.update({FLAGS[i]: int(c) for i, c in enumerate(codes) if i and c})
+
+
+def model_inputs(model: ServingModel, path: Path, options: InputOptions) -> list[InputRecord]:
+    """The records of `path` at the model's rate (read lazily by the caller's loop)."""
+    band = model.cleaning.bandpass_hz
+    return read_inputs(
+        path,
+        fs=model.fs,
+        min_source_fs=lowest_rate(band, model.fs),
+        source_fs=options.fs,
+        lead=options.lead,
+        column=options.column,
+    )
+
+
+def predict_record(
+    model: ServingModel,
+    record: InputRecord,
+    *,
+    chunk: int = CHUNK_SAMPLES,
+    batch_size: int = 1024,
+    progress: bool = False,
+):
+    """Yield the record's Rows chunk by chunk (filter state and window carried over)."""
+    pipeline = CausalPipeline(
+        model, record.record_id, extremes=ecg_extremes(record.ecg), batch_size=batch_size
+    )
+    with tqdm(
+        total=len(record.ecg), unit="sample", desc=record.record_id, disable=not progress
+    ) as bar:
+        for first in range(0, len(record.ecg), chunk):
+            piece = record.ecg[first : first + chunk]
+            yield pipeline.push(piece)
+            bar.update(len(piece))
+    yield pipeline.finish()
+
+
+def predict_file(
+    model_path: Path,
+    input_path: Path,
+    out: Path,
+    *,
+    options: InputOptions | None = None,
+    beats: Path | None = None,
+    plot: Path | None = None,
+    chunk: int = CHUNK_SAMPLES,
+    batch_size: int = 1024,
+    progress: bool = False,
+    model: ServingModel | None = None,
+) -> dict:
+    """Predict every record of `input_path` into `out` (and beats, plot); returns a summary."""
+    model = model or load_model(Path(model_path), torch.device("cpu"))
+    out = check_suffix(out, "output")
+    if beats is not None:
+        check_suffix(beats, "--beats file")
+    metadata = {**model.describe(), "input": str(input_path)}
+    writer = TableWriter(out, prediction_schema(model.has_spread), metadata)
+    beat_writer = TableWriter(beats, BEAT_SCHEMA, metadata) if beats else None
+    counts = Counts()
+    sketch = None
+    ok = False
+    try:
+        for record in model_inputs(model, Path(input_path), options or InputOptions()):
+            counts.records += 1
+            counts.samples += len(record.ecg)
+            kept = []
+            if plot is not None and sketch is None:
+                sketch = Sketch(record)
+            for rows in predict_record(
+                model, record, chunk=chunk, batch_size=batch_size, progress=progress
+            ):
+                counts.add(rows)
+                writer.write(prediction_table(record, rows))
+                if beat_writer is not None:
+                    kept.append(rows.abp)
+                if sketch is not None and sketch.record is record:
+                    sketch.add(rows)
+            if beat_writer is not None and kept:
+                first = max(0, model.window - 1)
+                beat_writer.write(beat_table(record, first, np.concatenate(kept)))
+        if counts.records == 0:
+            raise InputError(f"{input_path}: holds no recordings")
+        ok = True
+    finally:
+        writer.close(ok)
+        if beat_writer is not None:
+            beat_writer.close(ok)
+    if sketch is not None:
+        sketch.draw(plot, metadata["notice"])
+    return {
+        "out": str(out),
+        "records": counts.records,
+        "samples": counts.samples,
+        "rows": counts.rows,
+        "predicted": counts.predicted,
+        "flagged": dict(counts.flags),
+        "notice": metadata["notice"],
+    }
+
+
+class Sketch:
+    """The first PLOT_SECONDS from the first predicted sample of one record, for --plot."""
+
+    def __init__(self, record: InputRecord) -> None:
+        self.record = record
+        self.length = round(PLOT_SECONDS * record.fs)
+        self.start: int | None = None
+        self.abp: list[np.ndarray] = []
+
+    def add(self, rows: Rows) -> None:
+        if self.start is None:
+            predicted = np.flatnonzero(rows.flag == 0)
+            if len(predicted) == 0:
+                return
+            self.start = int(rows.sample[predicted[0]])
+        inside = (rows.sample >= self.start) & (rows.sample < self.start + self.length)
+        self.abp.append(rows.abp[inside])
+
+    def draw(self, path: Path, notice: str) -> None:
+        from ecg2abp.serving.plot import plot_prediction
+
+        if self.start is None:
+            raise InputError(f"{self.record.record_id}: nothing predicted to plot")
+        abp = np.concatenate(self.abp)
+        ecg = self.record.ecg[self.start : self.start + len(abp)]
+        time = (self.start + np.arange(len(abp))) / self.record.fs
+        plot_prediction(path, self.record.record_id, time, ecg, abp, notice)

@@ -1,0 +1,117 @@
+"""Inputs: part files, WFDB (lead choice, no ABP needed), CSV/Parquet with --fs, resampling."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import wfdb
+from real_record import REAL_RECORD
+
+from ecg2abp.data.readers import iter_records
+from ecg2abp.data.synth import write_synthetic
+from ecg2abp.errors import InputError
+from ecg2abp.serving.inputs import read_inputs
+
+FS = 125.0
+
+
+def read(path: Path, **options) -> list:
+    return list(read_inputs(path, fs=FS, min_source_fs=80.0, **options))
+
+
+@pytest.fixture(scope="module")
+def real():
+    return next(iter_records(REAL_RECORD))
+
+
+def write_wfdb(folder: Path, name: str, signals: dict[str, np.ndarray], fs: float) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    wfdb.wrsamp(
+        name,
+        fs=fs,
+        units=["mV" if n != "ABP" else "mmHg" for n in signals],
+        sig_name=list(signals),
+        p_signal=np.column_stack(list(signals.values())),
+        fmt=["16"] * len(signals),
+        adc_gain=[1000.0 if n != "ABP" else 10.0 for n in signals],
+        baseline=[0] * len(signals),
+        write_dir=str(folder),
+    )
+    return folder / f"{name}.hea"
+
+
+def test_part_files_of_either_layout_give_every_record(tmp_path):
+    for layout in ("kaggle", "uci"):
+        parts = write_synthetic(
+            tmp_path / layout,
+            parts=1,
+            records_per_part=3,
+            layout=layout,
+            min_seconds=8.0,
+            max_seconds=9.0,
+        )
+        records = read(parts[0])
+        assert [r.record_id for r in records] == [f"{parts[0].stem}/{i:04d}" for i in range(3)]
+        assert all(r.abp is not None and r.source_fs == FS for r in records)
+
+
+def test_wfdb_record_lead_by_name_else_first_ecg_lead_abp_not_needed(tmp_path, real):
+    ecg = real.ecg[:2500]
+    header = write_wfdb(tmp_path, "rec", {"V": -ecg, "II": ecg}, 125.0)
+    (only,) = read(header)
+    np.testing.assert_allclose(only.ecg, ecg, atol=1e-3)  # lead II chosen by default
+    assert only.abp is None
+    (v,) = read(header, lead="V")
+    np.testing.assert_allclose(v.ecg, -ecg, atol=1e-3)
+    fallback = write_wfdb(tmp_path / "v_only", "rec", {"PLETH": ecg, "V": ecg}, 125.0)
+    np.testing.assert_allclose(read(fallback)[0].ecg, ecg, atol=1e-3)
+    with pytest.raises(InputError, match=r"rec\.hea: no lead 'AVF' \(channels: V, II\)"):
+        read(header, lead="AVF")
+    no_ecg = write_wfdb(tmp_path / "abp_only", "rec", {"ABP": real.abp[:2500]}, 125.0)
+    with pytest.raises(InputError, match=r"rec\.hea: no ECG lead \(channels: ABP\)"):
+        read(no_ecg)
+
+
+def test_other_rates_are_resampled_and_samples_named_in_the_original(tmp_path, real):
+    ecg = real.ecg[:2500]
+    doubled = np.interp(np.arange(5000) / 2.0, np.arange(2500), ecg)
+    table = tmp_path / "ecg.parquet"
+    pd.DataFrame({"time": np.arange(5000) / 250.0, "ECG": doubled}).to_parquet(table)
+    (record,) = read(table, source_fs=250.0)
+    assert len(record.ecg) == 2500 and record.source_fs == 250.0
+    inner = slice(50, -50)  # away from the polyphase filter's edges
+    assert np.corrcoef(record.ecg[inner], ecg[inner])[0, 1] > 0.99
+    np.testing.assert_array_equal(record.source_samples(np.array([0, 1, 10])), [0, 2, 20])
+    wfdb_header = write_wfdb(tmp_path / "w", "fast", {"II": doubled}, 250.0)
+    (from_wfdb,) = read(wfdb_header)
+    assert from_wfdb.source_fs == 250.0 and len(from_wfdb.ecg) == 2500
+
+
+def test_csv_column_and_fs(tmp_path, real):
+    csv = tmp_path / "one.csv"
+    pd.DataFrame({"lead": real.ecg[:500]}).to_csv(csv, index=False)
+    (record,) = read(csv, source_fs=125.0)  # the only column
+    np.testing.assert_allclose(record.ecg, real.ecg[:500])
+    assert record.record_id == "one" and record.abp is None
+    with pytest.raises(InputError, match=r"one\.csv: a table of ECG samples needs --fs"):
+        read(csv)
+    with pytest.raises(InputError, match=r"one\.csv: no ECG column 'x' \(columns: lead\)"):
+        read(csv, source_fs=125.0, column="x")
+
+
+def test_bad_inputs_are_one_line_errors_naming_the_file(tmp_path):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"not a recording at all")
+    with pytest.raises(InputError, match=r"junk\.bin: not a MATLAB or WFDB file"):
+        read(junk)
+    with pytest.raises(InputError, match=r"missing\.mat: no such file"):
+        read(tmp_path / "missing.mat")
+    slow = tmp_path / "slow.csv"
+    pd.DataFrame({"ecg": np.zeros(100)}).to_csv(slow, index=False)
+    with pytest.raises(InputError, match=r"slow\.csv: sampled at 50 Hz, too low .* 80 Hz"):
+        read(slow, source_fs=50.0)
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 truncated")
+    with pytest.raises(InputError, match=r"broken\.parquet: cannot read table"):
+        read(broken, source_fs=125.0)
