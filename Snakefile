@@ -15,6 +15,7 @@ configfile: Path(workflow.basedir) / "config" / "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/splits.smk"
+include: "workflow/rules/track.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 
@@ -22,4 +23,5 @@ include: "workflow/rules/evaluate.smk"
 rule all:
     input:
         all_targets(),
+        tracking_targets(),
     default_target: True

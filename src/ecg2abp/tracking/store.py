@@ -1,0 +1,106 @@
+"""Where the MLflow store is, how long a client may wait for it, and the experiment in it."""
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ecg2abp.atomic import atomic_path
+from ecg2abp.errors import InputError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+log = logging.getLogger("ecg2abp.tracking")
+URI_VARIABLE = "MLFLOW_TRACKING_URI"
+SQLITE = "sqlite:///"
+
+
+class StoreUnreachable(InputError):
+    """The tracking store could not be reached or opened; the message names its URI."""
+
+
+def tracking_uri(config: dict) -> str:
+    """MLFLOW_TRACKING_URI when set (a team's server for every experiment), else the config's."""
+    return os.environ.get(URI_VARIABLE) or config["mlflow"]["tracking_uri"]
+
+
+def bound_client_requests(config: dict) -> dict[str, str]:
+    """Bound MLflow's HTTP retries and timeouts (defaults: 7 retries, 120 s) via its variables.
+
+    Values already in the environment win; returns the settings in force."""
+    settings = config["mlflow"]
+    wanted = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": settings["request_retries"],
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": 1,
+        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": 0.0,
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": settings["request_timeout_s"],
+    }
+    return {name: os.environ.setdefault(name, str(value)) for name, value in wanted.items()}
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI (relative to the working directory), else None."""
+    return Path(uri[len(SQLITE) :]) if uri.startswith(SQLITE) else None
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Artifacts beside a SQLite store (its folder's mlartifacts/); a server decides its own."""
+    database = sqlite_path(uri)
+    if database is None:
+        return None
+    return (database.parent / "mlartifacts" / experiment).resolve().as_uri()
+
+
+def unreachable(uri: str, error: BaseException) -> StoreUnreachable:
+    """One line naming the URI and the first line of what went wrong."""
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return StoreUnreachable(f"mlflow: cannot use the tracking store {uri} ({reason[:200]})")
+
+
+def connect(config: dict) -> tuple["MlflowClient", str]:
+    """A client of the store and the id of the experiment named after `experiment`.
+
+    Creates the store (SQLite: its file) and the experiment when missing; any failure to reach
+    or open the store is a StoreUnreachable naming the URI."""
+    bound_client_requests(config)
+    uri = tracking_uri(config)
+    database = sqlite_path(uri)
+    try:
+        from mlflow import MlflowClient
+
+        if database is not None:
+            database.parent.mkdir(parents=True, exist_ok=True)
+        client = MlflowClient(tracking_uri=uri)
+        return client, _experiment_id(client, config["experiment"], uri)
+    except Exception as error:  # connection refused, timeouts, bad URI, unwritable file, …
+        raise unreachable(uri, error) from None
+
+
+def _experiment_id(client: "MlflowClient", name: str, uri: str) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        return client.create_experiment(name, artifact_location=artifact_location(uri, name))
+    if found.lifecycle_stage == "deleted":
+        log.info("mlflow: experiment %s was deleted in %s; restoring it", name, uri)
+        client.restore_experiment(found.experiment_id)
+    return found.experiment_id
+
+
+def create_store(config: dict, marker: Path) -> None:
+    """Create the store and the experiment once, before any job writes to them in parallel.
+
+    An unreachable store is one warning, not a failure: the jobs' files stay the record and
+    `snakemake track` fills the view in later."""
+    uri = tracking_uri(config)
+    note = {"tracking_uri": uri, "experiment": config["experiment"]}
+    try:
+        _, experiment_id = connect(config)
+        note |= {"experiment_id": experiment_id, "reachable": True}
+        log.info("mlflow: experiment %s (id %s) in %s", config["experiment"], experiment_id, uri)
+    except StoreUnreachable as error:
+        log.warning("%s; carrying on without it", error)
+        note |= {"experiment_id": None, "reachable": False}
+    with atomic_path(Path(marker)) as tmp:
+        tmp.write_text(json.dumps(note, indent=1) + "\n")
