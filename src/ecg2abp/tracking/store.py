@@ -29,7 +29,8 @@ def tracking_uri(config: dict) -> str:
 def bound_client_requests(config: dict) -> dict[str, str]:
     """Bound MLflow's HTTP retries and timeouts (defaults: 7 retries, 120 s) via its variables.
 
-    Values already in the environment win; returns the settings in force."""
+    Values already in the environment win; returns the settings in force. A refused
+    connection then fails at once, a silent host after (retries + 1) × timeout seconds."""
     settings = config["mlflow"]
     wanted = {
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": settings["request_retries"],
@@ -37,6 +38,8 @@ def bound_client_requests(config: dict) -> dict[str, str]:
         "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": 0.0,
         "MLFLOW_HTTP_REQUEST_TIMEOUT": settings["request_timeout_s"],
     }
+    # Our own warning names the store; urllib3's line per retry would only repeat it.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     return {name: os.environ.setdefault(name, str(value)) for name, value in wanted.items()}
 
 
@@ -56,7 +59,9 @@ def artifact_location(uri: str, experiment: str) -> str | None:
 def unreachable(uri: str, error: BaseException) -> StoreUnreachable:
     """One line naming the URI and the first line of what went wrong."""
     reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    return StoreUnreachable(f"mlflow: cannot use the tracking store {uri} ({reason[:200]})")
+    if len(reason) > 200:  # HTTP errors: the cause (e.g. "Connection refused") comes last
+        reason = f"{reason[:80]} … {reason[-110:]}"
+    return StoreUnreachable(f"mlflow: cannot use the tracking store {uri} ({reason})")
 
 
 def connect(config: dict) -> tuple["MlflowClient", str]:

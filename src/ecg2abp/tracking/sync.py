@@ -73,7 +73,7 @@ def pooled_values(table: pd.DataFrame, variant: str) -> tuple[dict[str, float], 
     rows = table[table["variant"] == variant]
     metrics, tags = {}, {}
     for _, row in rows[rows["fold"] == POOLED].iterrows():
-        found = split_values({column: row[column] for column in COLUMNS}, row["level"])
+        found = split_values({column: row.get(column) for column in COLUMNS}, row["level"])
         metrics |= found[0]
         tags |= found[1]
     folds = rows[(rows["fold"] != POOLED) & (rows["level"] == "point")]["mae"].dropna().tolist()
