@@ -4,6 +4,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -11,10 +12,11 @@ import pytest
 from tracking_factory import mlflow_server
 from workflow_runner import snakemake
 
-# One part, two folds, one tiny network (per-epoch curves) and the naive floor.
+# One part, two folds, a tiny network (learning curves) and the naive floor; one thread per
+# job, so that two training jobs run at once on --cores 2.
 TRACKED = """
 experiment: tracked
-synthetic: {parts: 1, records_per_part: 4, min_seconds: 10.0, max_seconds: 16.0, seed: 1}
+synthetic: {parts: 1, records_per_part: 6, min_seconds: 10.0, max_seconds: 16.0, seed: 1}
 split: {folds: 2, block_size: 1}
 variants: {tiny: {model: resnet1d, width: 0.125}}
 run_variants: [tiny]
@@ -23,6 +25,16 @@ train: {epochs: 2, max_windows_per_epoch: 256, batch_size: 64, max_val_windows: 
 """
 VARIANTS = ("tiny", "naive")
 FOLDS = (0, 1)
+
+
+@pytest.fixture(scope="module")
+def tracked_run(tmp_path_factory) -> Path:
+    """The default target on TRACKED with the default store (SQLite under results/)."""
+    work = tmp_path_factory.mktemp("tracked_run")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    result = snakemake(work, config=TRACKED, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work
 
 
 def pointed_at(uri: str) -> dict:
@@ -72,7 +84,7 @@ def check_view(uri: str, results: Path, tmp_path: Path) -> int:
         assert [(m.step, m.value) for m in logged] == list(
             zip(history["epoch"], history["val_loss"], strict=True)
         )
-        assert len(history) == (2 if variant == "tiny" else 0)
+        assert len(history) == {"tiny": 2, "naive": 0}[variant]
         assert run.data.params["split.folds"] == "2"
     table = pd.read_parquet(results / "metrics.parquet")
     for variant, run in parents.items():
@@ -83,65 +95,67 @@ def check_view(uri: str, results: Path, tmp_path: Path) -> int:
         assert run.data.metrics["point_mae_fold_mean"] == pytest.approx(sum(fold_mae) / 2)
     run_id = children[("tiny", 0)].info.run_id
     got = Path(client.download_artifacts(run_id, "model.pt", str(tmp_path)))
-    assert got.read_bytes() == (results / "models" / "tiny" / "fold_0" / "model.pt").read_bytes()
+    model = results / "models" / "tiny" / "fold_0" / "model.pt"
+    assert got.read_bytes() == model.read_bytes()
     got = client.download_artifacts(parents["naive"].info.run_id, "summary.md", str(tmp_path))
     assert Path(got).read_text() == (results / "summary.md").read_text()
     return len(parents) + len(children)
 
 
 @pytest.mark.slow
-def test_view_on_a_server_survives_rerun_and_outage(tmp_path):
+def test_view_on_a_server_survives_rerun_and_outage(tracked_run, tmp_path):
+    """tracked_run's files, copied, against a real server: track, track again, outage, refill."""
     work = tmp_path / "work"
-    work.mkdir()
-    results = work / "results" / "tracked"
-    logs = work / "logs" / "tracked"
+    shutil.copytree(tracked_run, work, symlinks=True)
+    results, logs = work / "results" / "tracked", work / "logs" / "tracked"
+    naive = [str(results / "models" / "naive" / f"fold_{k}" / "model.pt") for k in FOLDS]
     with mlflow_server(tmp_path / "server") as uri:
-        run = snakemake(work, config=TRACKED, env=pointed_at(uri))
+        # Store and parents made on the server, one job retrained (logging live), view synced.
+        run = snakemake(work, "--forcerun", naive[0], config=TRACKED, env=pointed_at(uri))
         assert run.returncode == 0, run.stderr[-3000:]
         n_runs = check_view(uri, results, tmp_path / "a")
         _, _, children = view(uri, "tracked")
-        live = (logs / "train" / "tiny" / "fold_0.log").read_text()  # epochs logged as they came
-        assert f"logging live to run {children[('tiny', 0)].info.run_id}" in live
+        live = (logs / "train" / "naive" / "fold_0.log").read_text()
+        assert f"logging live to run {children[('naive', 0)].info.run_id}" in live
+        assert " WARNING " not in live
 
-        again = snakemake(work, "track", "--forcerun", "track", config=TRACKED, env=pointed_at(uri))
+        again = snakemake(work, "--forcerun", "track", config=TRACKED, env=pointed_at(uri))
         assert again.returncode == 0, again.stderr[-3000:]
         assert check_view(uri, results, tmp_path / "b") == n_runs
     # The server is down: two jobs rerun and the pipeline still gets to its results.
-    retrain = [str(results / "models" / v / "fold_0" / "model.pt") for v in VARIANTS]
-    down = snakemake(work, "--forcerun", *retrain, config=TRACKED, env=pointed_at(uri))
-    for variant in VARIANTS:
-        warnings = [
-            line
-            for line in (logs / "train" / variant / "fold_0.log").read_text().splitlines()
-            if " WARNING " in line
-        ]
-        assert len(warnings) == 1 and uri in warnings[0], warnings
-    assert (results / "metrics.parquet").stat().st_mtime > (
-        results / "mlflow" / "track.json"
-    ).stat().st_mtime
-    assert down.returncode != 0  # only `track`, which names the store it could not reach
+    tracked_at = (results / "mlflow" / "track.json").stat().st_mtime
+    down = snakemake(work, "--forcerun", *naive, config=TRACKED, env=pointed_at(uri))
+    for path in naive:
+        log = (logs / "train" / "naive" / f"{Path(path).parent.name}.log").read_text()
+        warnings = [line for line in log.splitlines() if " WARNING " in line]
+        assert len(warnings) == 1 and uri in warnings[0], log
+    assert (results / "metrics.parquet").stat().st_mtime > tracked_at
+    assert down.returncode != 0  # only `track` failed, naming the store it could not reach
     track_log = (logs / "mlflow" / "track.log").read_text().strip().splitlines()
     assert track_log[-1].startswith(f"ecg2abp: error: mlflow: cannot use the tracking store {uri}")
-    # A restarted server with an empty store: `track` fills the whole view in.
+    # A restarted server with an empty store: the next run (only `track` is left) fills it in.
     with mlflow_server(tmp_path / "restarted") as uri:
-        filled = snakemake(work, "track", config=TRACKED, env=pointed_at(uri))
+        filled = snakemake(work, config=TRACKED, env=pointed_at(uri))
         assert filled.returncode == 0, filled.stderr[-3000:]
         assert check_view(uri, results, tmp_path / "c") == n_runs
 
 
 @pytest.mark.slow
-def test_default_sqlite_store_with_two_training_jobs_at_once(small_run):
-    """small_run: the default config (SQLite under results/), --cores 2."""
-    uri = f"sqlite:///{small_run / 'results' / 'mlflow.db'}"
-    _, parents, children = view(uri, "e2e")
-    variants = ("msca_cssc_unet", "ridge", "naive")
-    assert set(parents) == set(variants)
-    assert set(children) == {(v, k) for v in variants for k in (0, 1)}
-    logs = [*small_run.glob("logs/**/*.log"), *small_run.glob(".snakemake/log/*.log")]
+def test_default_sqlite_store_with_two_training_jobs_at_once(tracked_run, tmp_path):
+    uri = f"sqlite:///{tracked_run / 'results' / 'mlflow.db'}"
+    check_view(uri, tracked_run / "results" / "tracked", tmp_path)
+    logs = [*tracked_run.glob("logs/**/*.log"), *tracked_run.glob(".snakemake/log/*.log")]
     assert logs and not [p for p in logs if "database is locked" in p.read_text()]
     spans = []
-    for path in small_run.glob("logs/e2e/train/*/*.log"):
+    for path in tracked_run.glob("logs/tracked/train/*/*.log"):
         stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})", path.read_text(), re.M)
         spans.append((stamps[0], stamps[-1]))
     spans.sort()
     assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), spans
+
+
+def test_with_mlflow_off_no_job_touches_it(tmp_path):
+    result = snakemake(tmp_path, "-n", config=TRACKED + "mlflow: {enabled: false}\n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rule synth" in result.stdout
+    assert "mlflow_store" not in result.stdout and "rule track" not in result.stdout

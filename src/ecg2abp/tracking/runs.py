@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from ecg2abp.atomic import atomic_path
 from ecg2abp.errors import InputError
-from ecg2abp.tracking.store import StoreUnreachable, connect, tracking_uri, unreachable
+from ecg2abp.tracking.store import (
+    StoreUnreachable,
+    connect,
+    store_errors,
+    tracking_uri,
+    unreachable,
+)
 from ecg2abp.training.jobs import NAIVE, RunContext, variant_spec
 
 if TYPE_CHECKING:
@@ -111,7 +117,7 @@ def create_parents(config: dict, variants: list[str], marker: Path) -> None:
             _, fingerprint = variant_settings(config, variant)
             try:
                 run = parent_run(client, experiment_id, config, variant, fingerprint)
-            except Exception as error:  # the store went away between two requests
+            except store_errors() as error:  # the store went away between two requests
                 raise unreachable(note["tracking_uri"], error) from None
             note["parents"][variant] = run.info.run_id
     except StoreUnreachable as error:

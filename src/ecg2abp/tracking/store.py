@@ -64,6 +64,15 @@ def unreachable(uri: str, error: BaseException) -> StoreUnreachable:
     return StoreUnreachable(f"mlflow: cannot use the tracking store {uri} ({reason})")
 
 
+def store_errors() -> tuple[type[BaseException], ...]:
+    """What a store that stops answering raises: MLflow's errors, HTTP and database failures."""
+    import requests
+    import sqlalchemy.exc
+    from mlflow.exceptions import MlflowException
+
+    return (MlflowException, requests.RequestException, sqlalchemy.exc.SQLAlchemyError, OSError)
+
+
 def connect(config: dict) -> tuple["MlflowClient", str]:
     """A client of the store and the id of the experiment named after `experiment`.
 

@@ -26,7 +26,7 @@ from ecg2abp.tracking.runs import (
     parent_run,
     variant_settings,
 )
-from ecg2abp.tracking.store import connect, unreachable
+from ecg2abp.tracking.store import connect, store_errors, unreachable
 from ecg2abp.training.jobs import NAIVE
 
 if TYPE_CHECKING:
@@ -96,9 +96,9 @@ def log_values(client: "MlflowClient", run: "Run", metrics: dict[str, float], ta
     current = run.data.metrics
     new = [Metric(k, v, stamp, 0) for k, v in metrics.items() if not _same(current.get(k), v)]
     changed = [RunTag(k, v) for k, v in tags.items() if run.data.tags.get(k) != v]
-    for first in range(0, max(len(new), len(changed)), 200):
+    for first in range(0, max(len(new), len(changed)), 100):  # MLflow: ≤ 100 tags a batch
         client.log_batch(
-            run.info.run_id, metrics=new[first : first + 200], tags=changed[first : first + 200]
+            run.info.run_id, metrics=new[first : first + 100], tags=changed[first : first + 100]
         )
 
 
@@ -231,9 +231,7 @@ def sync_view(
             _finish(client, parent)
             note["parents"][variant] = parent.info.run_id
             note["children"][variant] = children
-    except InputError:
-        raise
-    except Exception as error:  # the store went away between two requests
+    except store_errors() as error:  # the store went away between two requests
         raise unreachable(client.tracking_uri, error) from None
     log.info(
         "mlflow: %d parent and %d child runs in sync at %s",
