@@ -8,7 +8,7 @@ from pipeline_factory import TINY, ingest_parts, synthetic_parts, write_split
 from tracking_factory import free_port, tracked_config
 
 from ecg2abp.tracking.live import EPOCH_METRICS, LiveRun, train_logged
-from ecg2abp.tracking.runs import PARENT_TAG, create_parents
+from ecg2abp.tracking.runs import PARENT_TAG, prepare_view
 from ecg2abp.tracking.store import connect
 
 
@@ -25,7 +25,7 @@ def test_a_training_job_logs_each_epoch_to_its_child_under_the_parent(sqlite_uri
     parts = synthetic_parts(tmp_path, parts=1, records=4)
     shards = ingest_parts(tmp_path, parts, config)
     split = write_split(tmp_path, shards, config)
-    create_parents(config, ["tiny"], tmp_path / "parents.json")
+    prepare_view(config, ["tiny"])
     train_logged("tiny", config, split, shards, 1, tmp_path / "model")
 
     client, experiment_id = connect(config)

@@ -1,17 +1,16 @@
 """Store: which URI wins, bounded client requests, one-line failures, the experiment once."""
 
-import json
 import logging
 from pathlib import Path
 
 import pytest
 from tracking_factory import free_port, tracked_config
 
+from ecg2abp.tracking.runs import prepare_view
 from ecg2abp.tracking.store import (
     StoreUnreachable,
     bound_client_requests,
     connect,
-    create_store,
     tracking_uri,
 )
 
@@ -50,27 +49,30 @@ def test_a_refused_server_is_one_line_naming_its_uri():
     assert "Connection refused" in message and "\n" not in message
 
 
-def test_an_unreachable_store_is_one_warning_and_a_marker(tmp_path, caplog):
+def test_an_unreachable_store_is_one_warning(caplog):
     uri = f"http://127.0.0.1:{free_port()}"
     with caplog.at_level(logging.INFO):
-        create_store(tracked_config(uri, "e"), tmp_path / "store.json")
+        assert prepare_view(tracked_config(uri, "e"), ["tiny"]) is None
     assert [r.levelname for r in caplog.records] == ["WARNING"]
     assert uri in caplog.records[0].getMessage()
-    note = json.loads((tmp_path / "store.json").read_text())
-    assert note == {
-        "tracking_uri": uri,
-        "experiment": "e",
-        "experiment_id": None,
-        "reachable": False,
-    }
 
 
-def test_the_experiment_is_made_once_with_artifacts_beside_the_store(sqlite_uri, tmp_path):
+def test_jobs_never_create_a_store_or_an_experiment(tmp_path, sqlite_uri):
+    missing = f"sqlite:///{tmp_path / 'none' / 'mlflow.db'}"
+    with pytest.raises(StoreUnreachable, match="no tracking store at"):
+        connect(tracked_config(missing, "e"), create=False)
+    assert not (tmp_path / "none").exists()
+    with pytest.raises(StoreUnreachable, match="no experiment never_made in the tracking store"):
+        connect(tracked_config(sqlite_uri, "never_made"), create=False)
+
+
+def test_the_view_is_prepared_once_with_artifacts_beside_the_store(sqlite_uri):
     config = tracked_config(sqlite_uri, "made_once")
-    create_store(config, tmp_path / "store.json")
-    client, experiment_id = connect(config)
-    assert json.loads((tmp_path / "store.json").read_text())["experiment_id"] == experiment_id
-    assert connect(config)[1] == experiment_id
+    parents = prepare_view(config, ["tiny"])
+    assert set(parents) == {"tiny", "naive"}
+    assert prepare_view(config, ["tiny"]) == parents
+    client, experiment_id = connect(config, create=False)
+    assert len(client.search_runs([experiment_id])) == 2
     location = client.get_experiment(experiment_id).artifact_location
     store_folder = Path(sqlite_uri.removeprefix("sqlite:///")).parent
     assert location == (store_folder / "mlartifacts" / "made_once").as_uri()

@@ -1,20 +1,19 @@
-# MLflow, a view of the files (mlflow.enabled): the store and experiment are created by one
-# job, the variants' parent runs by one job, before any training job (parallel jobs never race
-# to create them); training jobs log their epochs live; `track` makes the view match the files.
+# MLflow, a view of the files (mlflow.enabled). Before any job starts, the main Snakemake
+# process creates the store, the experiment and every variant's parent run, once: parallel
+# jobs never race to create them, and no training job depends on a tracking file (a changed
+# store never retrains a model). Training jobs log their epochs live; `track` makes the view
+# match the files.
+from ecg2abp.tracking.runs import prepare_view
 from ecg2abp.tracking.store import tracking_uri
-
-TRACKING = f"{RESULTS}/mlflow"
 
 
 localrules:
-    mlflow_store,
-    mlflow_parents,
     track,
 
 
-def tracking_prerequisites():
-    """What every training job waits for; ancient: re-creating a run never retrains a model."""
-    return [ancient(f"{TRACKING}/parents.json")] if config["mlflow"]["enabled"] else []
+onstart:
+    if config["mlflow"]["enabled"]:
+        prepare_view(config, VARIANTS)
 
 
 def trained_files():
@@ -28,32 +27,7 @@ def trained_files():
 
 
 def tracking_targets():
-    return [f"{TRACKING}/track.json"] if config["mlflow"]["enabled"] else []
-
-
-rule mlflow_store:
-    output:
-        f"{TRACKING}/store.json",
-    log:
-        f"{LOGS}/mlflow/store.log",
-    params:
-        uri=tracking_uri(config),
-    script:
-        "../scripts/mlflow_store.py"
-
-
-rule mlflow_parents:
-    input:
-        f"{TRACKING}/store.json",
-    output:
-        f"{TRACKING}/parents.json",
-    log:
-        f"{LOGS}/mlflow/parents.log",
-    params:
-        uri=tracking_uri(config),
-        variants=VARIANTS,
-    script:
-        "../scripts/mlflow_parents.py"
+    return [f"{RESULTS}/mlflow/track.json"] if config["mlflow"]["enabled"] else []
 
 
 rule track:
@@ -62,9 +36,8 @@ rule track:
         summary=f"{RESULTS}/summary.md",
         metrics=lambda wildcards: fold_metrics(),
         trained=lambda wildcards: trained_files(),
-        parents=ancient(f"{TRACKING}/parents.json"),
     output:
-        f"{TRACKING}/track.json",
+        f"{RESULTS}/mlflow/track.json",
     log:
         f"{LOGS}/mlflow/track.log",
     params:

@@ -6,7 +6,6 @@ rule train:
     input:
         split=f"{RESULTS}/splits/{PROTOCOL}.json",
         shards=shard_files(),
-        tracking=tracking_prerequisites(),
     output:
         model=f"{RESULTS}/models/{{variant}}/fold_{{fold}}/model.pt",
         history=f"{RESULTS}/models/{{variant}}/fold_{{fold}}/history.parquet",

@@ -34,9 +34,11 @@ class LiveRun:
 
     @classmethod
     def open(cls, config: dict, variant: str, fold: int) -> "LiveRun | None":
-        """The job's child run under its parent (found or created); None, warned, if no store."""
+        """The job's child run under its parent; None, after one warning, without a store.
+
+        Finds the experiment and the parent, never creates them: the workflow did, once."""
         try:
-            client, experiment_id = connect(config)
+            client, experiment_id = connect(config, create=False)
             params, fingerprint = variant_settings(config, variant)
             try:
                 parent = find_run(

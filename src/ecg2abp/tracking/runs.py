@@ -5,13 +5,11 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ecg2abp.atomic import atomic_path
 from ecg2abp.errors import InputError
 from ecg2abp.tracking.store import (
     StoreUnreachable,
     connect,
     store_errors,
-    tracking_uri,
     unreachable,
 )
 from ecg2abp.training.jobs import NAIVE, RunContext, variant_spec
@@ -106,21 +104,28 @@ def parent_run(
     return run
 
 
-def create_parents(config: dict, variants: list[str], marker: Path) -> None:
-    """Create every variant's parent run once (the naive floor included), before the children.
+def prepare_view(config: dict, variants: list[str]) -> dict[str, str] | None:
+    """Create the store, the experiment and every variant's parent run (the naive floor too).
 
-    An unreachable store is one warning: `snakemake track` creates them later."""
-    note: dict[str, Any] = {"tracking_uri": tracking_uri(config), "parents": {}}
+    Run once, before any job (the workflow's onstart); returns variant → parent run id. An
+    unreachable store is one warning and None: `snakemake track` creates them later."""
     try:
         client, experiment_id = connect(config)
+        parents = {}
         for variant in dict.fromkeys([*variants, NAIVE]):
             _, fingerprint = variant_settings(config, variant)
             try:
                 run = parent_run(client, experiment_id, config, variant, fingerprint)
             except store_errors() as error:  # the store went away between two requests
-                raise unreachable(note["tracking_uri"], error) from None
-            note["parents"][variant] = run.info.run_id
+                raise unreachable(client.tracking_uri, error) from None
+            parents[variant] = run.info.run_id
     except StoreUnreachable as error:
         log.warning("%s; carrying on without it", error)
-    with atomic_path(Path(marker)) as tmp:
-        tmp.write_text(json.dumps(note, indent=1) + "\n")
+        return None
+    log.info(
+        "mlflow: experiment %s, %d parent runs, in %s",
+        config["experiment"],
+        len(parents),
+        client.tracking_uri,
+    )
+    return parents

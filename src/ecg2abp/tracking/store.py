@@ -1,12 +1,10 @@
 """Where the MLflow store is, how long a client may wait for it, and the experiment in it."""
 
-import json
 import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ecg2abp.atomic import atomic_path
 from ecg2abp.errors import InputError
 
 if TYPE_CHECKING:
@@ -73,48 +71,35 @@ def store_errors() -> tuple[type[BaseException], ...]:
     return (MlflowException, requests.RequestException, sqlalchemy.exc.SQLAlchemyError, OSError)
 
 
-def connect(config: dict) -> tuple["MlflowClient", str]:
+def connect(config: dict, *, create: bool = True) -> tuple["MlflowClient", str]:
     """A client of the store and the id of the experiment named after `experiment`.
 
-    Creates the store (SQLite: its file) and the experiment when missing; any failure to reach
-    or open the store is a StoreUnreachable naming the URI."""
+    With `create`, makes the store (SQLite: its file) and the experiment when missing; without,
+    a missing one is refused (parallel jobs must not race to create them). Any failure to
+    reach or open the store is a StoreUnreachable naming the URI."""
     bound_client_requests(config)
     uri = tracking_uri(config)
     database = sqlite_path(uri)
+    name = config["experiment"]
+    if database is not None and not create and not database.exists():
+        raise StoreUnreachable(f"mlflow: no tracking store at {uri} yet")
     try:
         from mlflow import MlflowClient
 
         if database is not None:
             database.parent.mkdir(parents=True, exist_ok=True)
         client = MlflowClient(tracking_uri=uri)
-        return client, _experiment_id(client, config["experiment"], uri)
+        found = client.get_experiment_by_name(name)
     except Exception as error:  # connection refused, timeouts, bad URI, unwritable file, …
         raise unreachable(uri, error) from None
-
-
-def _experiment_id(client: "MlflowClient", name: str, uri: str) -> str:
-    found = client.get_experiment_by_name(name)
-    if found is None:
-        return client.create_experiment(name, artifact_location=artifact_location(uri, name))
-    if found.lifecycle_stage == "deleted":
-        log.info("mlflow: experiment %s was deleted in %s; restoring it", name, uri)
-        client.restore_experiment(found.experiment_id)
-    return found.experiment_id
-
-
-def create_store(config: dict, marker: Path) -> None:
-    """Create the store and the experiment once, before any job writes to them in parallel.
-
-    An unreachable store is one warning, not a failure: the jobs' files stay the record and
-    `snakemake track` fills the view in later."""
-    uri = tracking_uri(config)
-    note = {"tracking_uri": uri, "experiment": config["experiment"]}
+    if found is None and not create:
+        raise StoreUnreachable(f"mlflow: no experiment {name} in the tracking store {uri} yet")
     try:
-        _, experiment_id = connect(config)
-        note |= {"experiment_id": experiment_id, "reachable": True}
-        log.info("mlflow: experiment %s (id %s) in %s", config["experiment"], experiment_id, uri)
-    except StoreUnreachable as error:
-        log.warning("%s; carrying on without it", error)
-        note |= {"experiment_id": None, "reachable": False}
-    with atomic_path(Path(marker)) as tmp:
-        tmp.write_text(json.dumps(note, indent=1) + "\n")
+        if found is None:
+            return client, client.create_experiment(name, artifact_location(uri, name))
+        if found.lifecycle_stage == "deleted":
+            log.info("mlflow: experiment %s was deleted in %s; restoring it", name, uri)
+            client.restore_experiment(found.experiment_id)
+    except Exception as error:
+        raise unreachable(uri, error) from None
+    return client, found.experiment_id
