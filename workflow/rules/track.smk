@@ -40,6 +40,8 @@ rule track:
         f"{RESULTS}/mlflow/track.json",
     log:
         f"{LOGS}/mlflow/track.log",
+    benchmark:
+        f"benchmarks/{EXP}/track.tsv"
     params:
         uri=tracking_uri(config),
         variants=VARIANTS,
