@@ -15,6 +15,7 @@ configfile: Path(workflow.basedir) / "config" / "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/splits.smk"
+include: "workflow/rules/track.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/external.smk"
@@ -24,4 +25,5 @@ include: "workflow/rules/leak_gap.smk"
 rule all:
     input:
         all_targets(),
+        tracking_targets(),
     default_target: True

@@ -8,6 +8,7 @@ from ecg2abp.errors import InputError
 from ecg2abp.data.ingest import discover_parts
 from ecg2abp.folds.protocols import natural_key
 from ecg2abp.models import spec as model_spec
+from ecg2abp.tracking.store import tracking_uri
 from ecg2abp.data.synth import part_stems as synthetic_part_stems
 
 
@@ -99,6 +100,21 @@ def external_metrics():
         variant=[*VARIANTS, "naive"],
         fold=folds(),
     )
+
+
+# MLflow (rules/track.smk)
+def trained_files():
+    """Every variant × fold's model file and history (the naive floor included)."""
+    return expand(
+        f"{RESULTS}/models/{{variant}}/fold_{{fold}}/{{name}}",
+        variant=[*VARIANTS, "naive"],
+        fold=folds(),
+        name=["model.pt", "history.parquet"],
+    )
+
+
+def tracking_targets():
+    return [f"{RESULTS}/mlflow/track.json"] if config["mlflow"]["enabled"] else []
 
 
 # leak_gap (rules/leak_gap.smk): the same shards under `paper` and `record`.

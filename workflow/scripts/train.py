@@ -1,11 +1,11 @@
 from pathlib import Path
 
 from ecg2abp.logs import run_step
-from ecg2abp.training.jobs import train_variant
+from ecg2abp.tracking.live import train_logged
 
 run_step(
     snakemake.log[0],
-    train_variant,
+    train_logged,
     snakemake.wildcards.variant,
     getattr(snakemake.params, "config", snakemake.config),  # leak_gap: protocol replaced
     Path(snakemake.input.split),

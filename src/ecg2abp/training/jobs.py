@@ -5,7 +5,7 @@ import json
 import logging
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ class RunContext:
     config: dict
     split_path: Path
     out_dir: Path
+    on_epoch: Callable[[dict], None] | None = None  # deep models: each epoch's history row
 
     @property
     def train(self) -> dict:
@@ -74,14 +75,15 @@ class RunContext:
     def history_path(self) -> Path:
         return self.out_dir / "history.parquet"
 
-    def config_fingerprint(self) -> str:
+    def decisive_settings(self) -> dict:
         """What decides the trained weights (not where or how often it runs or checkpoints)."""
         keys = ("window", "stride", "fs", "normalisation", "abp_normalisation", "cleaning")
         keys += ("split", "ecg_lead", "data_dir", "parts_glob", "synthetic")
         train = {k: v for k, v in self.train.items() if k not in RUN_ONLY_TRAIN_KEYS}
-        return fingerprint(
-            {"variant": self.spec, "train": train, **{k: self.config.get(k) for k in keys}}
-        )
+        return {"variant": self.spec, "train": train, **{k: self.config.get(k) for k in keys}}
+
+    def config_fingerprint(self) -> str:
+        return fingerprint(self.decisive_settings())
 
     def resume_key(self, data_hash: str) -> str:
         """A checkpoint resumes only the same settings on the same data."""
@@ -164,6 +166,7 @@ def train_deep(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
         settings=train,
         checkpoint={"path": ctx.checkpoint_path, "fingerprint": resume_key},
         description=f"{ctx.variant} fold {fold.fold}",
+        on_epoch=ctx.on_epoch,
     )
     state = load_checkpoint(ctx.checkpoint_path, resume_key) or fresh_state()
     trainer.restore(state)
@@ -230,6 +233,11 @@ def train_naive(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
     _write_outputs(ctx, meta, [])
 
 
+def variant_spec(config: dict, variant: str) -> dict | None:
+    """The variant's config entry (model, width, options); the naive floor has only a model."""
+    return {"model": NAIVE} if variant == NAIVE else config["variants"].get(variant)
+
+
 def train_variant(
     variant: str,
     config: dict,
@@ -237,10 +245,11 @@ def train_variant(
     shard_paths: Sequence[Path],
     fold_index: int,
     out_dir: Path,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> None:
     """Train `variant` (or the naive floor) on one fold; writes model.pt and history.parquet."""
     torch.set_num_threads(config["threads"])
-    spec = {"model": NAIVE} if variant == NAIVE else config["variants"].get(variant)
+    spec = variant_spec(config, variant)
     if spec is None:
         raise InputError(f"variant {variant!r}: not declared under `variants` in the config")
     kind = NAIVE if variant == NAIVE else models.spec(spec["model"]).kind
@@ -265,6 +274,7 @@ def train_variant(
         fold.protocol,
         *(sum(len(s) for s in fold.starts[side]) for side in ("train", "val", "test")),
     )
+    ctx.on_epoch = on_epoch
     {"deep": train_deep, "classical": train_classical, NAIVE: train_naive}[kind](
         ctx, fold, data_hash
     )

@@ -4,7 +4,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +45,7 @@ class Trainer:
     settings: dict  # the config's `train` section
     checkpoint: dict  # path and config fingerprint, written into every checkpoint
     description: str  # "variant fold k", for the progress bar
+    on_epoch: Callable[[dict], None] | None = None  # called with each new history row
 
     @property
     def steps_per_epoch(self) -> int:
@@ -164,6 +165,8 @@ class Trainer:
             "seconds": elapsed,
         }
         state["history"].append(row)
+        if self.on_epoch is not None:
+            self.on_epoch(row)
         log.info(
             "epoch %d: train %.4f val %.4f lr %.2e %.0f windows/s",
             epoch,
