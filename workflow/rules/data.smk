@@ -1,6 +1,10 @@
 # Data stage: synthetic parts when no data_dir is configured, then one ingest job per part.
 
 
+localrules:
+    synth,
+
+
 rule synth:
     output:
         expand(f"{RESULTS}/synthetic/{{part}}.mat", part=PARTS),
@@ -23,6 +27,6 @@ rule ingest:
         f"{LOGS}/ingest/{{part}}.log",
     threads: 1
     resources:
-        mem_mb=lambda wildcards, input: max(2000, int(3 * input.size_mb)),
+        **scheduled(config["cluster"]["runtime_minutes"]["ingest"]),
     script:
         "../scripts/ingest.py"

@@ -1,6 +1,10 @@
 # One evaluation job per variant × fold, then every fold's metrics pooled into one table.
 
 
+localrules:
+    pool,
+
+
 rule evaluate:
     input:
         model=f"{RESULTS}/models/{{variant}}/fold_{{fold}}/model.pt",
@@ -13,7 +17,7 @@ rule evaluate:
         f"{LOGS}/evaluate/{{variant}}/fold_{{fold}}.log",
     threads: config["threads"]
     resources:
-        gpu=lambda wildcards: gpus_for(wildcards.variant),
+        **scheduled(evaluate_minutes, gpu=lambda wildcards: gpus_for(wildcards.variant)),
     script:
         "../scripts/evaluate.py"
 

@@ -12,5 +12,7 @@ checkpoint split:
     log:
         f"{LOGS}/split/{PROTOCOL}.log",
     threads: 1
+    resources:
+        **scheduled(config["cluster"]["runtime_minutes"]["split"]),
     script:
         "../scripts/split.py"

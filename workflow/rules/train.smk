@@ -13,6 +13,6 @@ rule train:
         f"{LOGS}/train/{{variant}}/fold_{{fold}}.log",
     threads: config["threads"]
     resources:
-        gpu=lambda wildcards: gpus_for(wildcards.variant),
+        **scheduled(train_minutes, gpu=lambda wildcards: gpus_for(wildcards.variant)),
     script:
         "../scripts/train.py"
