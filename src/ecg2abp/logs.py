@@ -21,7 +21,8 @@ def configure(log_file: Path | str | None = None, level: int = logging.INFO) -> 
 
 
 def run_step(log_file: Path | str | None, step: Callable[..., Any], *args: Any, **kwargs: Any):
-    """Run one workflow step with logging; bad input ends it with one line, no traceback."""
+    """Run one workflow step with logging; bad input ends it with one line, no traceback; any
+    other failure's traceback goes to the log file too (where a cluster user looks first)."""
     configure(log_file)
     try:
         return step(*args, **kwargs)
@@ -31,3 +32,6 @@ def run_step(log_file: Path | str | None, step: Callable[..., Any], *args: Any, 
             with Path(log_file).open("a") as handle:
                 handle.write(message + "\n")
         sys.exit(message)
+    except Exception:
+        logging.getLogger("ecg2abp").exception("%s failed", getattr(step, "__name__", "step"))
+        sys.exit(1)
