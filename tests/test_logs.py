@@ -4,6 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from ecg2abp.logs import run_step
+
 STEP = """
 import sys, warnings
 from ecg2abp.errors import InputError
@@ -56,3 +60,12 @@ def test_bad_input_is_one_line_in_the_log_and_no_traceback(tmp_path):
 def test_a_step_that_succeeds_exits_zero_and_keeps_its_log(tmp_path):
     done, log = run(tmp_path, "ok")
     assert done.returncode == 0 and "raw stderr line" in log
+
+
+def test_a_sigterm_exit_status_passes_through(tmp_path):
+    def preempted() -> None:
+        raise SystemExit(143)  # training after its SIGTERM checkpoint
+
+    with pytest.raises(SystemExit) as ended:
+        run_step(tmp_path / "step.log", preempted)
+    assert ended.value.code == 143

@@ -1,14 +1,10 @@
 """Training: model file, history, exact resume after SIGKILL or SIGTERM, no learning from noise."""
 
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +22,7 @@ from pipeline_factory import (
 )
 from shard_factory import Piece, write_test_shard
 from sklearn.linear_model import Ridge
+from train_worker import signal_at
 
 from ecg2abp import models
 from ecg2abp.data.shards import open_shard
@@ -220,46 +217,35 @@ def test_an_undeclared_variant_is_refused(chain, tmp_path):
 # --- resume after a kill ------------------------------------------------------------------------
 
 
-def start_worker(chain: Chain, config: dict, out_dir: Path) -> subprocess.Popen:
+def start_worker(chain: Chain, config: dict, out_dir: Path, *hook: str) -> subprocess.Popen:
+    """`train_worker.py` on fold 0; `hook`: its --signal/--phase/--epoch/--batch options."""
     config_path = out_dir.with_suffix(".config.json")
     config_path.write_text(json.dumps(config))
-    command = [sys.executable, str(WORKER), str(config_path), "tiny_resnet", str(chain.split)]
-    command += [str(out_dir), *map(str, chain.shards)]
+    command = [sys.executable, str(WORKER), *hook, str(config_path), "tiny_resnet"]
+    command += [str(chain.split), str(out_dir), *map(str, chain.shards)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_checkpoint(
-    worker: subprocess.Popen, path: Path, wanted: Callable[[dict], bool], timeout: float = 120.0
-) -> dict:
-    """Poll the checkpoint until it satisfies `wanted`; read errors mean it is being replaced."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise AssertionError(f"worker ended ({worker.returncode}): {worker.stderr.read()}")
-        try:
-            state = load(path)
-        except Exception:  # not there yet, or caught mid-rename: try again
-            state = None
-        if state is not None and wanted(state):
-            return state
-        time.sleep(0.002)
-    raise AssertionError(f"no checkpoint as wanted within {timeout} s")
-
-
-@contextmanager
-def running(worker: subprocess.Popen) -> Iterator[subprocess.Popen]:
-    """The worker, killed (if still running) and reaped on leaving."""
+def finish(worker: subprocess.Popen) -> int:
+    """The worker's exit status, once it has ended by itself."""
     try:
-        yield worker
+        _, errors = worker.communicate(timeout=300)
     finally:
         if worker.poll() is None:
             worker.kill()
-        worker.wait()
+            worker.wait()
+    assert worker.returncode in (0, 143, -signal.SIGKILL), errors
+    return worker.returncode
 
 
-def run_to_the_end(worker: subprocess.Popen) -> None:
-    _, errors = worker.communicate(timeout=300)
-    assert worker.returncode == 0, errors
+def interrupt(chain: Chain, out: Path, config: dict, phase: str, epoch: int, batch: int) -> dict:
+    """Train in this process, SIGTERM arriving with batch `batch` of `epoch`'s `phase`; the
+    checkpoint it left."""
+    with signal_at(signal.SIGTERM, phase, epoch, batch), pytest.raises(SystemExit) as stopped:
+        chain.train("tiny_resnet", out, config)
+    assert stopped.value.code == 143
+    assert not (out / "model.pt").exists()
+    return load(out / "checkpoint.pt")
 
 
 def assert_same_training(out_dir: Path, reference: Path) -> None:
@@ -276,28 +262,31 @@ def assert_same_training(out_dir: Path, reference: Path) -> None:
     assert not (out_dir / "checkpoint.pt").exists()
 
 
-def mid_epoch(state: dict) -> bool:
-    return 0 < state["batch"] < BATCHES_PER_EPOCH
+# Checkpoints only at epoch ends and on SIGTERM; one optimizer step every 3 batches (the last
+# step of an epoch takes the remaining 2).
+TERM_ONLY = {**DEEP["train"], "checkpoint_minutes": 60}
+ACCUMULATED = {**TERM_ONLY, "accumulation": 3}
+STEPS_PER_EPOCH = 7
+
+
+@pytest.fixture(scope="module")
+def accumulated_reference(chain) -> Path:
+    config = tiny_config({**DEEP, "train": ACCUMULATED})
+    return chain.train("tiny_resnet", chain.folder / "reference_accumulated", config)
 
 
 @pytest.mark.slow
 def test_a_run_killed_mid_epoch_and_rerun_ends_as_one_never_interrupted(chain, reference, tmp_path):
     out = tmp_path / "killed"
-    with running(start_worker(chain, chain.config, out)) as worker:
-        # Second epoch, first half: the rerun must also carry the first epoch's history over.
-        wait_for_checkpoint(
-            worker,
-            out / "checkpoint.pt",
-            lambda s: s["epoch"] == 1 and 0 < s["batch"] <= BATCHES_PER_EPOCH // 2,
-        )
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=60)
-    assert worker.returncode == -signal.SIGKILL
+    # A checkpoint after every step; SIGKILL when the loop is handed batch 5 of the second
+    # epoch, so the rerun must also carry the first epoch's history over.
+    killed = start_worker(chain, chain.config, out, "--signal=KILL", "--epoch=1", "--batch=5")
+    assert finish(killed) == -signal.SIGKILL
     left = load(out / "checkpoint.pt")
-    assert left["epoch"] == 1 and mid_epoch(left) and len(left["history"]) == 1
+    assert (left["epoch"], left["batch"], len(left["history"])) == (1, 5, 1)
     assert not (out / "model.pt").exists()
 
-    run_to_the_end(start_worker(chain, chain.config, out))
+    assert finish(start_worker(chain, chain.config, out)) == 0
     assert_same_training(out, reference)
 
 
@@ -306,23 +295,63 @@ def test_sigterm_checkpoints_and_exits_nonzero_and_the_rerun_resumes(
     chain, reference, tmp_path, caplog
 ):
     # No timed checkpoints: after epoch 0 only SIGTERM can write one mid-epoch.
-    config = tiny_config({**DEEP, "train": {**DEEP["train"], "checkpoint_minutes": 60}})
+    config = tiny_config({**DEEP, "train": TERM_ONLY})
     out = tmp_path / "terminated"
-    with running(start_worker(chain, config, out)) as worker:
-        wait_for_checkpoint(
-            worker, out / "checkpoint.pt", lambda s: s["epoch"] == 1 and s["batch"] == 0
-        )
-        os.kill(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=120)
-    assert worker.returncode not in (0, -signal.SIGTERM), worker.stderr.read()
+    worker = start_worker(chain, config, out, "--signal=TERM", "--epoch=1", "--batch=3")
+    assert finish(worker) == 143
     left = load(out / "checkpoint.pt")
-    assert left["epoch"] == 1 and mid_epoch(left)
+    assert (left["epoch"], left["batch"]) == (1, 4)  # stopped right after the batch in hand
     assert not (out / "model.pt").exists()
 
-    with caplog.at_level("INFO", logger="ecg2abp.training.jobs"):
+    with caplog.at_level("INFO", logger="ecg2abp.training"):
         chain.train("tiny_resnet", out, config)
-    assert f"(epoch 1, batch {left['batch']})" in caplog.text
+    assert "(epoch 1, batch 4)" in caplog.text
     assert_same_training(out, reference)
+
+
+def test_sigterm_mid_accumulation_keeps_the_accumulated_gradients(
+    chain, accumulated_reference, tmp_path
+):
+    config = tiny_config({**DEEP, "train": ACCUMULATED})
+    out = tmp_path / "mid_accumulation"
+    left = interrupt(chain, out, config, "train", epoch=1, batch=4)
+    # Batches 3 and 4 of epoch 1 are accumulated, not yet stepped: the checkpoint holds them.
+    assert (left["epoch"], left["batch"], left["step"]) == (1, 5, STEPS_PER_EPOCH + 1)
+    assert left["gradients"] and all(g.abs().sum() > 0 for g in left["gradients"].values())
+    chain.train("tiny_resnet", out, config)
+    assert_same_training(out, accumulated_reference)
+
+
+def test_sigterm_during_validation_stops_there_and_the_rerun_validates_again(
+    chain, reference, tmp_path
+):
+    config = tiny_config({**DEEP, "train": TERM_ONLY})
+    out = tmp_path / "validating"
+    left = interrupt(chain, out, config, "val", epoch=0, batch=1)
+    assert (left["epoch"], left["batch"], left["history"]) == (0, BATCHES_PER_EPOCH, [])
+    assert left["gradients"] == {}
+    chain.train("tiny_resnet", out, config)
+    assert_same_training(out, reference)
+
+
+@pytest.mark.slow
+def test_twenty_interruptions_in_a_row_end_as_one_never_interrupted(
+    chain, accumulated_reference, tmp_path
+):
+    config = tiny_config({**DEEP, "train": ACCUMULATED})
+    out = tmp_path / "preempted"
+    # Mid-accumulation, at step boundaries, on an epoch's last batch, and while validating.
+    points = [("train", 0, b) for b in (0, 1, 2, 4, 8, 10, 13, 17, 19)] + [("val", 0, 1)]
+    points += [("train", 1, b) for b in (0, 3, 6, 7, 11, 14, 16)] + [("val", 1, 0), ("val", 1, 1)]
+    points += [("val", 1, 2)]
+    assert len(points) == 20
+    for phase, epoch, batch in points:
+        left = interrupt(chain, out, config, phase, epoch, batch)
+        where = (epoch, batch + 1) if phase == "train" else (epoch, BATCHES_PER_EPOCH)
+        assert (left["epoch"], left["batch"]) == where
+        assert len(left["history"]) == epoch
+    chain.train("tiny_resnet", out, config)
+    assert_same_training(out, accumulated_reference)
 
 
 # --- leak guard -----------------------------------------------------------------------------------

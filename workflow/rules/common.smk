@@ -147,3 +147,53 @@ def leak_metrics(protocol):
         variant=[*LEAK_VARIANTS, "naive"],
         fold=leak_folds(protocol),
     )
+
+
+# --- what each job asks a scheduler for (profiles/slurm; local runs ignore all but gpu) ------
+
+
+def input_mb(input):
+    """Total size of a job's input files (MB)."""
+    return sum(Path(path).stat().st_size for path in input) / 1e6
+
+
+def job_mem_mb(wildcards, input):
+    """A floor plus memory proportional to the inputs (shards are read into memory)."""
+    cluster = config["cluster"]
+    return int(cluster["mem_mb_floor"] + cluster["mem_per_input_mb"] * input_mb(input))
+
+
+def train_minutes(wildcards, gpus=gpus_for):
+    """Deep training: minutes per epoch × (epochs + 1 for set-up); other variants one fit."""
+    minutes = config["cluster"]["runtime_minutes"]
+    if gpus(wildcards.variant):
+        return minutes["deep_epoch"] * (config["train"]["epochs"] + 1)
+    return minutes["fit"]
+
+
+def evaluate_minutes(wildcards, gpus=gpus_for):
+    minutes = config["cluster"]["runtime_minutes"]
+    return minutes["evaluate_deep"] if gpus(wildcards.variant) else minutes["evaluate"]
+
+
+def scheduled(runtime, gpu=None):
+    """A job rule's resources: memory, time limit, partition, account, the early SIGTERM
+    (checkpoint before the time limit) and, through `gpu(wildcards)`, one GPU where needed."""
+    cluster = config["cluster"]
+    wants_gpu = gpu or (lambda wildcards: 0)
+
+    def partition(wildcards):
+        on_gpu = wants_gpu(wildcards) and cluster["gpu_partition"]
+        return on_gpu or cluster["partition"] or ""
+
+    resources = {
+        "mem_mb": job_mem_mb,
+        "runtime": runtime,
+        "slurm_partition": partition,
+        "slurm_account": cluster["account"] or "",
+        "slurm_extra": f"--signal=TERM@{cluster['signal_seconds']}",
+        "gpu": wants_gpu,
+    }
+    if cluster["gpu_model"]:
+        resources["gpu_model"] = lambda wildcards: cluster["gpu_model"] if wants_gpu(wildcards) else ""
+    return resources

@@ -35,6 +35,6 @@ rule ingest:
         CONDA_ENV
     threads: 1
     resources:
-        mem_mb=lambda wildcards, input: max(2000, int(3 * input.size_mb)),
+        **scheduled(config["cluster"]["runtime_minutes"]["ingest"]),
     script:
         "../scripts/ingest.py"

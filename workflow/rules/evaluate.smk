@@ -21,7 +21,7 @@ rule evaluate:
         CONDA_ENV
     threads: config["threads"]
     resources:
-        gpu=lambda wildcards: gpus_for(wildcards.variant),
+        **scheduled(evaluate_minutes, gpu=lambda wildcards: gpus_for(wildcards.variant)),
     script:
         "../scripts/evaluate.py"
 

@@ -20,6 +20,6 @@ rule external:
         CONDA_ENV
     threads: config["threads"]
     resources:
-        gpu=lambda wildcards: gpus_for(wildcards.variant),
+        **scheduled(evaluate_minutes),  # on the CPU, like `ecg2abp external`
     script:
         "../scripts/external.py"

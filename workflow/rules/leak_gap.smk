@@ -20,6 +20,8 @@ rule leak_gap_split:
     conda:
         CONDA_ENV
     threads: 1
+    resources:
+        **scheduled(config["cluster"]["runtime_minutes"]["split"]),
     script:
         "../scripts/split.py"
 
@@ -41,7 +43,10 @@ rule leak_gap_train:
         CONDA_ENV
     threads: config["threads"]
     resources:
-        gpu=lambda wildcards: leak_gpus(wildcards.variant),
+        **scheduled(
+            lambda wildcards: train_minutes(wildcards, leak_gpus),
+            gpu=lambda wildcards: leak_gpus(wildcards.variant),
+        ),
     script:
         "../scripts/train.py"
 
@@ -64,7 +69,10 @@ rule leak_gap_evaluate:
         CONDA_ENV
     threads: config["threads"]
     resources:
-        gpu=lambda wildcards: leak_gpus(wildcards.variant),
+        **scheduled(
+            lambda wildcards: evaluate_minutes(wildcards, leak_gpus),
+            gpu=lambda wildcards: leak_gpus(wildcards.variant),
+        ),
     script:
         "../scripts/evaluate.py"
 

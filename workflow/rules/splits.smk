@@ -16,5 +16,7 @@ checkpoint split:
     conda:
         CONDA_ENV
     threads: 1
+    resources:
+        **scheduled(config["cluster"]["runtime_minutes"]["split"]),
     script:
         "../scripts/split.py"

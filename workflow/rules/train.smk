@@ -18,7 +18,7 @@ rule train:
         CONDA_ENV
     threads: config["threads"]
     resources:
-        gpu=lambda wildcards: gpus_for(wildcards.variant),
+        **scheduled(train_minutes, gpu=lambda wildcards: gpus_for(wildcards.variant)),
     script:
         "../scripts/train.py"
 

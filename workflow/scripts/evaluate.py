@@ -1,10 +1,13 @@
 from pathlib import Path
 
 from ecg2abp.evaluation.scoring import evaluate_variant
+from ecg2abp.gpu_slots import run_pinned
 from ecg2abp.logs import run_step
 
 run_step(
     snakemake.log[0],
+    run_pinned,
+    snakemake.config["gpu_slots"] if snakemake.resources.get("gpu") else 0,
     evaluate_variant,
     Path(snakemake.input.model),
     Path(snakemake.input.split),

@@ -1,10 +1,13 @@
 from pathlib import Path
 
+from ecg2abp.gpu_slots import run_pinned
 from ecg2abp.logs import run_step
 from ecg2abp.tracking.live import train_logged
 
 run_step(
     snakemake.log[0],
+    run_pinned,
+    snakemake.config["gpu_slots"] if snakemake.resources.get("gpu") else 0,
     train_logged,
     snakemake.wildcards.variant,
     getattr(snakemake.params, "config", snakemake.config),  # leak_gap: protocol replaced

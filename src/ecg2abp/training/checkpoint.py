@@ -13,8 +13,12 @@ from ecg2abp.training.model_file import read_torch_file
 log = logging.getLogger("ecg2abp.training")
 
 
+class Interrupted(Exception):
+    """SIGTERM arrived: the training loop checkpoints and the job exits."""
+
+
 class StopRequested:
-    """Turns SIGTERM (cluster preemption) into a flag the loop checks after each step."""
+    """Turns SIGTERM (cluster preemption) into a flag the loop checks after every batch."""
 
     def __init__(self) -> None:
         self.requested = False

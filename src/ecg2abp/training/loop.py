@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ecg2abp.folds.feed import WindowFeed
-from ecg2abp.training.checkpoint import StopRequested, save_checkpoint
+from ecg2abp.training.checkpoint import Interrupted, StopRequested, save_checkpoint
 from ecg2abp.training.objective import autocast, learning_rate, supervised_loss
 
 log = logging.getLogger("ecg2abp.training")
@@ -64,13 +64,23 @@ class Trainer:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             torch.set_rng_state(state["torch_rng"])
+            for name, parameter in self.model.named_parameters():
+                if name in state.get("gradients", {}):
+                    parameter.grad = state["gradients"][name].to(self.device)
 
     def snapshot(self, state: dict) -> dict:
+        """The loop state with weights, optimizer, random stream and any gradients accumulated
+        since the last optimizer step (a stop mid-accumulation resumes with them)."""
         return {
             **state,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "gradients": {
+                name: parameter.grad.detach().cpu().clone()
+                for name, parameter in self.model.named_parameters()
+                if parameter.grad is not None
+            },
             "config_fingerprint": self.checkpoint["fingerprint"],
         }
 
@@ -78,15 +88,25 @@ class Trainer:
         save_checkpoint(self.checkpoint["path"], self.snapshot(state))
 
     def run(self, state: dict) -> dict:
-        """Train until the last epoch or early stop; returns the final loop state."""
+        """Train until the last epoch or early stop; returns the final loop state.
+
+        SIGTERM (preemption, time limit) is honoured after the current batch, whether training
+        or validating: the checkpoint then holds a state from which a rerun ends with the same
+        weights as an uninterrupted run, and the process exits with status 143."""
         stop = StopRequested()
         self.model.train()
         try:
             while not state["done"] and state["epoch"] < self.settings["epochs"]:
                 started = time.perf_counter()
                 seen = self.train_epoch(state, stop)
-                self.end_epoch(state, seen, time.perf_counter() - started)
+                self.end_epoch(state, seen, time.perf_counter() - started, stop)
                 self.save(state)
+        except Interrupted:
+            self.save(state)
+            log.warning(
+                "SIGTERM: checkpoint written at epoch %d batch %d", state["epoch"], state["batch"]
+            )
+            raise SystemExit(143) from None
         finally:
             stop.restore()
         return state
@@ -98,8 +118,6 @@ class Trainer:
         total_steps = self.steps_per_epoch * train["epochs"]
         every = train["checkpoint_minutes"] * 60.0
         last_save = time.monotonic()
-        loss_sum = state.get("epoch_loss_sum", 0.0)
-        loss_count = state.get("epoch_loss_count", 0)
         seen = 0
         bar = _progress(
             len(self.train_feed), state["batch"], f"{self.description} epoch {state['epoch']}"
@@ -109,36 +127,31 @@ class Trainer:
             with autocast(self.device, train["precision"]):
                 heads = self.model.forward_heads(x)
             (supervised_loss(heads, y, self.head_weights) / self.divisor(state["batch"])).backward()
-            loss_sum += float(heads[-1].detach().float().sub(y).pow(2).sum())
-            loss_count += len(y)
+            state["epoch_loss_sum"] = state.get("epoch_loss_sum", 0.0) + float(
+                heads[-1].detach().float().sub(y).pow(2).sum()
+            )
+            state["epoch_loss_count"] = state.get("epoch_loss_count", 0) + len(y)
             seen += len(y)
             state["batch"] += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / loss_count:.4f}")
-            if state["batch"] % accumulation and state["batch"] < len(self.train_feed):
-                continue
-            for group in self.optimizer.param_groups:
-                group["lr"] = learning_rate(
-                    state["step"], total_steps, train["lr"], train["schedule"]
-                )
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            state["step"] += 1
-            state["epoch_loss_sum"], state["epoch_loss_count"] = loss_sum, loss_count
-            if stop.requested or time.monotonic() - last_save >= every:
-                self.save(state)
-                last_save = time.monotonic()
-                if stop.requested:
-                    log.warning(
-                        "SIGTERM: checkpoint written at epoch %d batch %d",
-                        state["epoch"],
-                        state["batch"],
+            bar.set_postfix(loss=f"{state['epoch_loss_sum'] / state['epoch_loss_count']:.4f}")
+            if state["batch"] % accumulation == 0 or state["batch"] == len(self.train_feed):
+                for group in self.optimizer.param_groups:
+                    group["lr"] = learning_rate(
+                        state["step"], total_steps, train["lr"], train["schedule"]
                     )
-                    raise SystemExit(143)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                state["step"] += 1
+                if time.monotonic() - last_save >= every:
+                    self.save(state)
+                    last_save = time.monotonic()
+            if stop.requested:
+                raise Interrupted
         bar.close()
         return seen
 
-    def end_epoch(self, state: dict, seen: int, elapsed: float) -> None:
+    def end_epoch(self, state: dict, seen: int, elapsed: float, stop: StopRequested) -> None:
         """Validate, record the epoch in the history, keep the best weights, early-stop."""
         loss_sum = state.get("epoch_loss_sum", 0.0)
         loss_count = max(state.get("epoch_loss_count", 0), 1)
@@ -149,6 +162,7 @@ class Trainer:
                 self.val_feed,
                 self.device,
                 self.settings["precision"],
+                stop,
                 head_weights=self.head_weights if weighted else None,
                 batchnorm=self.settings["val_batchnorm"],
             )
@@ -193,6 +207,7 @@ def validation_loss(
     feed: WindowFeed,
     device: torch.device,
     precision: str,
+    stop: StopRequested | None = None,
     *,
     head_weights: Sequence[float] | None = None,
     batchnorm: str = "eval",
@@ -201,20 +216,25 @@ def validation_loss(
 
     With `head_weights`, the original's loss instead: the mean over batches of the weighted
     sum of every head's MSE. `batchnorm` "train" validates as the original does, the model in
-    training mode: BatchNorm on batch statistics, its running statistics updated.
+    training mode: BatchNorm on batch statistics, its running statistics updated. Raises
+    Interrupted after the current batch once `stop` is requested (the partial sum is dropped).
     """
     model.train(batchnorm == "train")
     total, count = 0.0, 0
-    with torch.no_grad(), autocast(device, precision):
-        for x, y in feed.batches(0):
-            x, y = x.to(device), y.to(device)
-            if head_weights is None:
-                total += float(torch.sum((model(x).float() - y) ** 2))
-                count += len(y)
-            else:
-                total += float(supervised_loss(model.forward_heads(x), y, head_weights))
-                count += 1
-    model.train()
+    try:
+        with torch.no_grad(), autocast(device, precision):
+            for x, y in feed.batches(0):
+                x, y = x.to(device), y.to(device)
+                if head_weights is None:
+                    total += float(torch.sum((model(x).float() - y) ** 2))
+                    count += len(y)
+                else:
+                    total += float(supervised_loss(model.forward_heads(x), y, head_weights))
+                    count += 1
+                if stop is not None and stop.requested:
+                    raise Interrupted
+    finally:
+        model.train()
     return total / max(count, 1)
 
 
