@@ -92,4 +92,5 @@ def all_targets():
         *expand(f"{RESULTS}/clean/{{part}}.parquet", part=PARTS),
         f"{RESULTS}/metrics.parquet",
         f"{RESULTS}/summary.md",
+        *report_targets(),
     ]

@@ -1,0 +1,75 @@
+"""Which part of the ECG window drives a deep model's prediction: |gradient × input| over time."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from ecg2abp.evaluation.scoring import Predictor
+from ecg2abp.folds.loading import load_fold
+
+
+def test_windows(fold, count: int) -> np.ndarray:
+    """Up to `count` raw ECG test windows [n, window], evenly spaced over the fold's test side."""
+    located = [
+        (shard, start)
+        for shard, starts in zip(fold.shards, fold.starts["test"], strict=True)
+        for start in starts.tolist()
+    ]
+    if not located:
+        return np.empty((0, fold.window), np.float32)
+    picks = np.unique(np.linspace(0, len(located) - 1, min(count, len(located))).astype(int))
+    return np.stack(
+        [np.asarray(located[i][0].ecg[located[i][1] : located[i][1] + fold.window]) for i in picks]
+    )
+
+
+def gradient_x_input(predictor: Predictor, windows: np.ndarray) -> np.ndarray:
+    """Mean over windows of |∂ prediction / ∂ input × input| at each position, normalised input."""
+    x = torch.from_numpy(np.ascontiguousarray(predictor.stats.scale_ecg(windows), np.float32))
+    x = x.unsqueeze(1).requires_grad_(True)
+    model = predictor.model.eval()
+    output = model(x)
+    (gradient,) = torch.autograd.grad(output.sum(), x)
+    return (gradient * x).abs().squeeze(1).mean(0).detach().numpy().astype(np.float64)
+
+
+def variant_saliency(
+    model_files: Sequence[Path],
+    split_path: Path,
+    shard_paths: Sequence[Path],
+    normalisation: str,
+    count: int,
+) -> tuple[np.ndarray, int]:
+    """Mean |gradient × input| over every fold's test windows, and how many windows that was."""
+    total, n = None, 0
+    for model_file in model_files:
+        predictor = Predictor(Path(model_file), torch.device("cpu"))
+        fold = load_fold(
+            split_path,
+            shard_paths,
+            int(predictor.meta["fold"]),
+            normalisation=normalisation,
+            mapped=True,
+        )
+        windows = test_windows(fold, count)
+        if len(windows) == 0:
+            continue
+        profile = gradient_x_input(predictor, windows) * len(windows)
+        total = profile if total is None else total + profile
+        n += len(windows)
+    return (total / n if n else np.empty(0)), n
+
+
+def saliency_figure(variant: str, profile: np.ndarray, n_windows: int, fs: float) -> Figure:
+    """The profile against time before the predicted sample (the window's last)."""
+    figure = Figure(figsize=(6.5, 3.5), layout="constrained")
+    ax = figure.add_subplot()
+    if len(profile):
+        t_ms = 1000.0 * (np.arange(len(profile)) - (len(profile) - 1)) / fs
+        ax.plot(t_ms, profile)
+        ax.set(xlabel="time before the predicted sample (ms)", ylabel="mean |gradient × input|")
+    ax.set_title(f"{variant}: saliency over {n_windows} test windows, all folds")
+    return figure
