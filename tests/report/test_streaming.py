@@ -68,7 +68,7 @@ def test_saved_streams_load_back_equal(evaluated, tmp_path):
 
 def test_predictions_of_another_fold_are_refused_naming_the_file(evaluated):
     swapped = evaluated.files("linear", "predictions.parquet")[::-1]
-    with pytest.raises(InputError, match="fold_1/predictions.parquet: rows do not match"):
+    with pytest.raises(InputError, match=r"fold_1/predictions\.parquet: rows do not match"):
         stream_variant(
             "linear",
             swapped,

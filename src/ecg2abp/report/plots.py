@@ -158,7 +158,8 @@ def error_cdf(stream: VariantStream) -> tuple[Figure, dict]:
     for threshold in BHS_THRESHOLDS_MMHG:
         ax.axvline(threshold, color="grey", lw=0.8, ls="--")
     ax.set(xlim=(0, 40), ylim=(0, 100), xlabel="|predicted − true| (mmHg)", ylabel="% within")
-    ax.legend(title="≤ 5/10/15 mmHg → BHS grade", fontsize=8, loc="lower right")
+    if numbers:
+        ax.legend(title="≤ 5/10/15 mmHg → BHS grade", fontsize=8, loc="lower right")
     ax.set_title(f"{stream.variant}: cumulative absolute error, all folds")
     return figure, numbers
 
