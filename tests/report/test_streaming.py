@@ -7,11 +7,11 @@ import pytest
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS
 from ecg2abp.evaluation.pooling import ALL_FOLDS
+from ecg2abp.evaluation.scoring import PredictionWriter
 from ecg2abp.report.streaming import RowCursor, VariantStream, stream_variant
 
-pytestmark = pytest.mark.slow  # the shared chain trains and evaluates two variants × two folds
 
-
+@pytest.mark.slow  # the shared chain trains and evaluates two variants × two folds
 def test_one_pass_reproduces_the_pooled_metrics_table(evaluated):
     stream = evaluated.stream("linear")
     table = evaluated.table()
@@ -26,6 +26,7 @@ def test_one_pass_reproduces_the_pooled_metrics_table(evaluated):
         assert result["bhs_grade"] == row["bhs_grade"]
 
 
+@pytest.mark.slow  # the shared chain trains and evaluates two variants × two folds
 def test_histograms_and_record_sums_count_every_pair(evaluated):
     stream = evaluated.stream("linear")
     for index, level in enumerate(LEVELS):
@@ -40,6 +41,7 @@ def test_histograms_and_record_sums_count_every_pair(evaluated):
         assert total_abs / n == pytest.approx(stream.levels[level].metrics.result()["mae"])
 
 
+@pytest.mark.slow  # the shared chain trains and evaluates two variants × two folds
 def test_the_example_is_the_longest_test_stretch_of_the_first_fold(evaluated):
     stream = evaluated.stream("linear")
     example = stream.example
@@ -53,6 +55,7 @@ def test_the_example_is_the_longest_test_stretch_of_the_first_fold(evaluated):
     assert len(example.ecg) == len(example.true)
 
 
+@pytest.mark.slow  # the shared chain trains and evaluates two variants × two folds
 def test_saved_streams_load_back_equal(evaluated, tmp_path):
     stream = evaluated.stream("naive")
     stream.save(tmp_path / "s.npz")
@@ -66,6 +69,7 @@ def test_saved_streams_load_back_equal(evaluated, tmp_path):
     np.testing.assert_array_equal(loaded.example.pred, stream.example.pred)
 
 
+@pytest.mark.slow  # the shared chain trains and evaluates two variants × two folds
 def test_predictions_of_another_fold_are_refused_naming_the_file(evaluated):
     swapped = evaluated.files("linear", "predictions.parquet")[::-1]
     with pytest.raises(InputError, match=r"fold_1/predictions\.parquet: rows do not match"):
@@ -79,6 +83,7 @@ def test_predictions_of_another_fold_are_refused_naming_the_file(evaluated):
         )
 
 
+@pytest.mark.slow  # the shared chain trains and evaluates two variants × two folds
 def test_the_cursor_reads_across_batch_boundaries(evaluated):
     path = evaluated.files("linear", "predictions.parquet")[0]
     whole = pq.read_table(path).column("sample").to_numpy()
@@ -88,3 +93,22 @@ def test_the_cursor_reads_across_batch_boundaries(evaluated):
     np.testing.assert_array_equal(taken, whole[: len(taken)])
     assert not cursor.exhausted()
     assert json.loads((path.parent / "metrics.json").read_text())["fold"] == 0
+
+
+def test_sampled_windows_of_the_paper_protocol_stream_point_wise(tmp_path):
+    fold_dir = tmp_path / "fold_0"
+    writer = PredictionWriter(fold_dir / "predictions.parquet")
+    true = np.array([100.0, 120.0, 80.0, 90.0, 110.0])
+    pred = true + np.array([1.0, -3.0, 2.0, 0.0, -1.0])
+    writer.add("a", np.array([5, 9, 40]), true[:3], pred[:3])
+    writer.add("b", np.array([7, 8]), true[3:], pred[3:])
+    writer.close(ok=True)
+    (fold_dir / "metrics.json").write_text(json.dumps({"fold": 0, "protocol": "paper"}))
+    stream = stream_variant(
+        "v", [fold_dir / "predictions.parquet"], [fold_dir / "metrics.json"], None, [], "minmax"
+    )
+    assert stream.levels["point"].metrics.result()["mae"] == pytest.approx(7.0 / 5)
+    assert [stream.levels[lv].metrics.error.n for lv in LEVELS] == [5, 0, 0, 0]
+    assert stream.record_n["a"].tolist() == [3, 0, 0, 0]
+    assert stream.record_abs["b"][0] == pytest.approx(1.0)
+    assert stream.example is None
