@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+import torch
 import yaml
 
 from ecg2abp.atomic import atomic_path
@@ -90,6 +91,7 @@ def write_saliency(
     out: Path,
 ) -> None:
     """|gradient × input| against time in the window, over test windows of every fold."""
+    torch.set_num_threads(config["threads"])
     profile, n_windows = saliency.variant_saliency(
         model_files,
         split_path,
