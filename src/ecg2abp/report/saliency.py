@@ -26,14 +26,12 @@ def test_windows(fold, count: int) -> np.ndarray:
     )
 
 
-def gradient_x_input(predictor: Predictor, windows: np.ndarray) -> np.ndarray:
-    """Mean over windows of |∂ prediction / ∂ input × input| at each position, normalised input."""
-    x = torch.from_numpy(np.ascontiguousarray(predictor.stats.scale_ecg(windows), np.float32))
-    x = x.unsqueeze(1).requires_grad_(True)
-    model = predictor.model.eval()
-    output = model(x)
-    (gradient,) = torch.autograd.grad(output.sum(), x)
-    return (gradient * x).abs().squeeze(1).mean(0).detach().numpy().astype(np.float64)
+def gradient_x_input(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    """Mean over windows of |∂ output / ∂ input × input| at each position of [n, window] inputs."""
+    tensor = torch.from_numpy(np.ascontiguousarray(x, np.float32)).unsqueeze(1)
+    tensor.requires_grad_(True)
+    (gradient,) = torch.autograd.grad(model.eval()(tensor).sum(), tensor)
+    return (gradient * tensor).abs().squeeze(1).mean(0).detach().numpy().astype(np.float64)
 
 
 def variant_saliency(
@@ -57,7 +55,8 @@ def variant_saliency(
         windows = test_windows(fold, count)
         if len(windows) == 0:
             continue
-        profile = gradient_x_input(predictor, windows) * len(windows)
+        scaled = predictor.stats.scale_ecg(windows)
+        profile = gradient_x_input(predictor.model, scaled) * len(windows)
         total = profile if total is None else total + profile
         n += len(windows)
     return (total / n if n else np.empty(0)), n
