@@ -31,7 +31,6 @@ class Evaluated:
             self.files(variant, "metrics.json"),
             self.split,
             self.shards,
-            self.config["normalisation"],
         )
 
     def table(self):

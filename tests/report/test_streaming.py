@@ -79,7 +79,6 @@ def test_predictions_of_another_fold_are_refused_naming_the_file(evaluated):
             evaluated.files("linear", "metrics.json"),
             evaluated.split,
             evaluated.shards,
-            evaluated.config["normalisation"],
         )
 
 
@@ -105,7 +104,7 @@ def test_sampled_windows_of_the_paper_protocol_stream_point_wise(tmp_path):
     writer.close(ok=True)
     (fold_dir / "metrics.json").write_text(json.dumps({"fold": 0, "protocol": "paper"}))
     stream = stream_variant(
-        "v", [fold_dir / "predictions.parquet"], [fold_dir / "metrics.json"], None, [], "minmax"
+        "v", [fold_dir / "predictions.parquet"], [fold_dir / "metrics.json"], None, []
     )
     assert stream.levels["point"].metrics.result()["mae"] == pytest.approx(7.0 / 5)
     assert [stream.levels[lv].metrics.error.n for lv in LEVELS] == [5, 0, 0, 0]

@@ -31,9 +31,7 @@ def write_stream(
     out: Path,
 ) -> None:
     """One streaming pass over a variant's predictions, saved for the plots and the comparison."""
-    stream = stream_variant(
-        variant, prediction_files, metric_files, split_path, shard_paths, config["normalisation"]
-    )
+    stream = stream_variant(variant, prediction_files, metric_files, split_path, shard_paths)
     stream.save(Path(out))
 
 
@@ -93,11 +91,7 @@ def write_saliency(
     """|gradient × input| against time in the window, over test windows of every fold."""
     torch.set_num_threads(config["threads"])
     profile, n_windows = saliency.variant_saliency(
-        model_files,
-        split_path,
-        shard_paths,
-        config["normalisation"],
-        config["report"]["saliency_windows"],
+        model_files, split_path, shard_paths, config["report"]["saliency_windows"]
     )
     plots.save(saliency.saliency_figure(variant, profile, n_windows, config["fs"]), Path(out))
 

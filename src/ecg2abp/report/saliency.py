@@ -7,22 +7,24 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from ecg2abp.data.shards import Shard
 from ecg2abp.evaluation.scoring import Predictor
-from ecg2abp.folds.loading import load_fold
+from ecg2abp.folds.feed import select_windows, side_ranges
+from ecg2abp.folds.loading import open_split_shards
 
 
-def test_windows(fold, count: int) -> np.ndarray:
-    """Up to `count` raw ECG test windows [n, window], evenly spaced over the fold's test side."""
+def test_windows(shards: Sequence[Shard], side: list[list], window: int, count: int) -> np.ndarray:
+    """Up to `count` raw ECG windows [n, window] of a split side, evenly spaced over it."""
     located = [
-        (shard, start)
-        for shard, starts in zip(fold.shards, fold.starts["test"], strict=True)
-        for start in starts.tolist()
+        (shard, int(start))
+        for shard in shards
+        for start in select_windows(shard, side_ranges(side), window)
     ]
     if not located:
-        return np.empty((0, fold.window), np.float32)
+        return np.empty((0, window), np.float32)
     picks = np.unique(np.linspace(0, len(located) - 1, min(count, len(located))).astype(int))
     return np.stack(
-        [np.asarray(located[i][0].ecg[located[i][1] : located[i][1] + fold.window]) for i in picks]
+        [np.asarray(located[i][0].ecg[located[i][1] : located[i][1] + window]) for i in picks]
     )
 
 
@@ -35,24 +37,15 @@ def gradient_x_input(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
 
 
 def variant_saliency(
-    model_files: Sequence[Path],
-    split_path: Path,
-    shard_paths: Sequence[Path],
-    normalisation: str,
-    count: int,
+    model_files: Sequence[Path], split_path: Path, shard_paths: Sequence[Path], count: int
 ) -> tuple[np.ndarray, int]:
     """Mean |gradient × input| over every fold's test windows, and how many windows that was."""
+    document, shards = open_split_shards(split_path, shard_paths, mapped=True)
     total, n = None, 0
     for model_file in model_files:
         predictor = Predictor(Path(model_file), torch.device("cpu"))
-        fold = load_fold(
-            split_path,
-            shard_paths,
-            int(predictor.meta["fold"]),
-            normalisation=normalisation,
-            mapped=True,
-        )
-        windows = test_windows(fold, count)
+        side = document["folds"][int(predictor.meta["fold"])]["test"]
+        windows = test_windows(shards, side, int(document["window"]), count)
         if len(windows) == 0:
             continue
         scaled = predictor.stats.scale_ecg(windows)

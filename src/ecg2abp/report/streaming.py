@@ -7,7 +7,7 @@ stretch plus fixed-size arrays, whatever the number of predictions.
 """
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,10 +15,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from ecg2abp.atomic import atomic_path
+from ecg2abp.data.shards import Shard
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, segment_pairs
-from ecg2abp.evaluation.scoring import TestPiece, test_pieces
-from ecg2abp.folds.loading import FoldData, load_fold
+from ecg2abp.evaluation.scoring import TestPiece, side_pieces
+from ecg2abp.folds.loading import open_split_shards
 
 BP_EDGES = np.arange(0.0, 301.0, 1.0)  # mmHg, value axes of the 2-D histograms
 DIFF_EDGES = np.arange(-150.0, 151.0, 1.0)  # mmHg, pred − true
@@ -212,86 +213,85 @@ class RowCursor:
         return self._available() == 0 and not self._load_next()
 
 
-def _mismatch(path: Path, fold: int, record_id: str) -> InputError:
+def _mismatch(path: Path, record_id: str) -> InputError:
     return InputError(
-        f"{path}: rows do not match the test data of fold {fold} at record {record_id} "
+        f"{path}: rows do not match the fold's test data at record {record_id} "
         "(predictions from another split, shards or stride?)"
     )
 
 
 def piece_predictions(
-    cursor: RowCursor, fold: FoldData, stride: int, fold_index: int
+    cursor: RowCursor,
+    pieces: Iterable[TestPiece],
+    shards: Sequence[Shard],
+    window: int,
+    stride: int,
 ) -> Iterator[tuple[TestPiece, np.ndarray, np.ndarray]]:
     """Each test stretch as evaluation scored it: (piece, true ABP, prediction with NaN gaps)."""
-    for piece in test_pieces(fold):
-        shard = fold.shards[piece.shard]
-        true = np.asarray(shard.abp[piece.start : piece.stop], np.float64)
+    for piece in pieces:
+        true = np.asarray(shards[piece.shard].abp[piece.start : piece.stop], np.float64)
         full = np.full(len(true), np.nan)
-        if len(true) >= fold.window:
-            ends = np.arange(0, len(true) - fold.window + 1, stride) + fold.window - 1
+        if len(true) >= window:
+            ends = np.arange(0, len(true) - window + 1, stride) + window - 1
             rows = cursor.take(len(ends))
             if len(rows["sample"]) != len(ends) or not (
                 np.all(rows["record_id"] == piece.record_id)
                 and np.array_equal(rows["sample"], piece.source_start + ends)
             ):
-                raise _mismatch(cursor.path, fold_index, piece.record_id)
+                raise _mismatch(cursor.path, piece.record_id)
             full[ends] = rows["abp_pred"]
         yield piece, true, full
     if not cursor.exhausted():
-        raise _mismatch(cursor.path, fold_index, "(rows left over)")
+        raise _mismatch(cursor.path, "(rows left over)")
 
 
-def _example_piece(fold: FoldData) -> TestPiece | None:
-    """The rule: the longest test stretch of the fold (the first one if tied)."""
-    longest = None
-    for piece in test_pieces(fold):
-        if longest is None or piece.stop - piece.start > longest.stop - longest.start:
-            longest = piece
-    return longest
-
-
-def _example(piece: TestPiece, fold: FoldData, fold_index: int, true, pred, fs: float) -> Example:
+def _example(piece: TestPiece, shards: Sequence[Shard], fold: int, true, pred, fs) -> Example:
     """EXAMPLE_SECONDS from the centre of the stretch."""
     length = min(len(true), int(EXAMPLE_SECONDS * fs))
-    first = piece.start + (len(true) - length) // 2
-    span = slice(first - piece.start, first - piece.start + length)
-    ecg = np.asarray(fold.shards[piece.shard].ecg[first : first + length], np.float64)
-    return Example(
-        piece.record_id, fold_index, piece.source_start + span.start, ecg, true[span], pred[span]
-    )
+    offset = (len(true) - length) // 2
+    first = piece.start + offset
+    ecg = np.asarray(shards[piece.shard].ecg[first : first + length], np.float64)
+    span = slice(offset, offset + length)
+    return Example(piece.record_id, fold, piece.source_start + offset, ecg, true[span], pred[span])
 
 
 def stream_variant(
     variant: str,
     prediction_files: Sequence[Path],
     metric_files: Sequence[Path],
-    split_path: Path,
+    split_path: Path | None,
     shard_paths: Sequence[Path],
-    normalisation: str,
 ) -> VariantStream:
-    """Read every fold's predictions of one variant once; the example comes from the lowest fold."""
+    """Read every fold's predictions of one variant once; the example comes from the lowest fold.
+
+    Example rule: the longest test stretch of the lowest fold (the first if tied), its centre.
+    """
     stream = VariantStream(variant)
     folds = []
     for predictions, metrics_file in zip(prediction_files, metric_files, strict=True):
         meta = json.loads(Path(metrics_file).read_text())
         folds.append((int(meta["fold"]), Path(predictions), meta))
     folds.sort(key=lambda item: item[0])
-    for fold_index, predictions, meta in folds:
+    document, shards = None, []
+    for fold, predictions, meta in folds:
         stream.protocol = meta["protocol"]
         cursor = RowCursor(predictions)
         if meta["protocol"] == "paper":
             _stream_sampled(stream, cursor)
             continue
-        fold = load_fold(
-            split_path, shard_paths, fold_index, normalisation=normalisation, mapped=True
-        )
-        fs = float(fold.shards[0].attrs["fs"])
-        chosen = _example_piece(fold) if stream.example is None else None
-        for piece, true, pred in piece_predictions(cursor, fold, int(meta["stride"]), fold_index):
-            pairs = segment_pairs(true, pred, fs)
-            stream.add_pairs(piece.record_id, pairs.levels)
+        if document is None:
+            document, shards = open_split_shards(split_path, shard_paths, mapped=True)
+        side = document["folds"][fold]["test"]
+        fs = float(shards[0].attrs["fs"])
+        chosen = None
+        if stream.example is None:
+            chosen = max(side_pieces(side, shards), key=lambda p: p.stop - p.start, default=None)
+        pieces = side_pieces(side, shards)
+        window = int(document["window"])
+        for piece, true, pred in piece_predictions(cursor, pieces, shards, window, meta["stride"]):
+            stream.add_pairs(piece.record_id, segment_pairs(true, pred, fs).levels)
             if piece == chosen:
-                stream.example = _example(piece, fold, fold_index, true, pred, fs)
+                stream.example = _example(piece, shards, fold, true, pred, fs)
     return stream
 
 
