@@ -111,3 +111,14 @@ def test_sampled_windows_of_the_paper_protocol_stream_point_wise(tmp_path):
     assert stream.record_n["a"].tolist() == [3, 0, 0, 0]
     assert stream.record_abs["b"][0] == pytest.approx(1.0)
     assert stream.example is None
+
+
+@pytest.mark.slow
+def test_the_bench_streams_a_results_folder_and_names_a_missing_variant(evaluated):
+    from ecg2abp.bench.report import bench_report_stream
+
+    result = bench_report_stream(evaluated.folder, "linear")
+    assert result["samples"] == evaluated.stream("linear").levels["point"].metrics.error.n
+    assert result["folds"] == 2 and result["cpu_s"] > 0
+    with pytest.raises(InputError, match="no eval/nope/fold_"):
+        bench_report_stream(evaluated.folder, "nope")
