@@ -20,6 +20,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/external.smk"
 include: "workflow/rules/leak_gap.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

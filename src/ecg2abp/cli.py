@@ -206,6 +206,12 @@ def cmd_bench_predict(args: argparse.Namespace) -> None:
         print(json.dumps(line), flush=True)
 
 
+def cmd_bench_report(args: argparse.Namespace) -> None:
+    from ecg2abp.bench.report import bench_report_stream
+
+    print(json.dumps(bench_report_stream(Path(args.results), args.variant)))
+
+
 def _add_fold_job_arguments(parser: argparse.ArgumentParser, *, out: str) -> None:
     parser.add_argument("--split", required=True, help="split file (.json)")
     parser.add_argument("--fold", type=int, required=True, help="fold number")
@@ -370,6 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--paths", nargs="+", default=["fp32", "bf16", "onnxruntime"], help="paths to time"
     )
     serving_bench.set_defaults(run=cmd_bench_predict)
+
+    report_bench = benches.add_parser("report", help="the report's streaming pass, one variant")
+    report_bench.add_argument("results", help="a results/{experiment} folder")
+    report_bench.add_argument("--variant", default="naive", help="variant (naive)")
+    report_bench.set_defaults(run=cmd_bench_report)
     return parser
 
 

@@ -89,6 +89,7 @@ def all_targets():
         *expand(f"{RESULTS}/clean/{{part}}.parquet", part=PARTS),
         f"{RESULTS}/metrics.parquet",
         f"{RESULTS}/summary.md",
+        *report_targets(),
     ]
 
 
@@ -115,6 +116,39 @@ def trained_files():
 
 def tracking_targets():
     return [f"{RESULTS}/mlflow/track.json"] if config["mlflow"]["enabled"] else []
+
+
+# Plots and report (rules/report.smk)
+REPORT = f"{RESULTS}/report"
+SCORED = [*VARIANTS, "naive"]
+DEEP = [variant for variant in VARIANTS if gpus_for(variant)]
+VARIANT_PLOTS = ("bland_altman", "predicted_vs_true", "error_cdf", "error_by_band", "example")
+
+
+def per_fold(variant, name):
+    return expand(f"{RESULTS}/eval/{variant}/fold_{{fold}}/{name}", fold=folds())
+
+
+def variant_plot(name):
+    return report(
+        f"{REPORT}/{{variant}}/{name}.png",
+        caption=f"../report/{name}.rst",
+        category="Per variant",
+        subcategory="{variant}",
+        labels={"variant": "{variant}", "figure": name.replace("_", " ")},
+    )
+
+
+def report_targets():
+    return [
+        *expand(f"{REPORT}/{{variant}}/{{name}}.png", variant=SCORED, name=VARIANT_PLOTS),
+        *expand(f"{REPORT}/{{variant}}/saliency.png", variant=DEEP),
+        f"{REPORT}/mae_across_variants.png",
+        f"{REPORT}/bhs_shares.png",
+        f"{RESULTS}/comparison.parquet",
+        f"{REPORT}/cleaning.png",
+        f"{REPORT}/summary.html",
+    ]
 
 
 # leak_gap (rules/leak_gap.smk): the same shards under `paper` and `record`.

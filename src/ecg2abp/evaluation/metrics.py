@@ -297,6 +297,36 @@ class ErrorAccumulator:
         }
 
 
+@dataclass
+class SegmentPairs:
+    """The (true, pred) pairs one contiguous stretch contributes to each level."""
+
+    levels: dict[str, tuple[np.ndarray, np.ndarray]]
+    samples_unpredicted: int
+    beats_unpredicted: int
+
+
+def segment_pairs(true: np.ndarray, pred: np.ndarray, fs: float) -> SegmentPairs:
+    """Pairs of one stretch per level; NaN in `pred` marks an unpredicted sample.
+
+    Unpredicted samples are left out of `point`; beats (found on `true`) that touch one are left
+    out of sbp/dbp/map. Both are counted.
+    """
+    predicted = ~np.isnan(pred)
+    beats = find_beats(true, fs)
+    missing_before = np.concatenate([[0], np.cumsum(~predicted)])
+    complete = missing_before[beats[:, 1]] == missing_before[beats[:, 0]]
+    true_values = beat_values(true, beats[complete])
+    pred_values = beat_values(pred, beats[complete])
+    levels = {"point": (true[predicted], pred[predicted])}
+    levels |= {level: (true_values[level], pred_values[level]) for level in ("sbp", "dbp", "map")}
+    return SegmentPairs(
+        levels,
+        int(len(pred) - np.count_nonzero(predicted)),
+        int(len(beats) - np.count_nonzero(complete)),
+    )
+
+
 class LevelMetrics:
     """Point, SBP, DBP and MAP accumulators of one model × fold, with exclusion counts."""
 
@@ -322,17 +352,11 @@ class LevelMetrics:
             raise InputError(f"record {record_id}: true ABP segment contains non-finite values")
         if np.any(np.isinf(pred)):
             raise InputError(f"record {record_id}: prediction contains infinite values")
-        predicted = ~np.isnan(pred)
-        self.samples_unpredicted += int(len(pred) - np.count_nonzero(predicted))
-        self.levels["point"].update(record_id, true[predicted], pred[predicted])
-        beats = find_beats(true, self.fs)
-        missing_before = np.concatenate([[0], np.cumsum(~predicted)])
-        complete = missing_before[beats[:, 1]] == missing_before[beats[:, 0]]
-        self.beats_unpredicted += int(len(beats) - np.count_nonzero(complete))
-        true_values = beat_values(true, beats[complete])
-        pred_values = beat_values(pred, beats[complete])
-        for level in ("sbp", "dbp", "map"):
-            self.levels[level].update(record_id, true_values[level], pred_values[level])
+        pairs = segment_pairs(true, pred, self.fs)
+        self.samples_unpredicted += pairs.samples_unpredicted
+        self.beats_unpredicted += pairs.beats_unpredicted
+        for level in LEVELS:
+            self.levels[level].update(record_id, *pairs.levels[level])
 
     def merge(self, other: LevelMetrics) -> None:
         """Add everything `other` has seen; both must share one sampling rate."""

@@ -14,6 +14,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ecg2abp import models
 from ecg2abp.atomic import atomic_path, write_json
+from ecg2abp.data.shards import Shard
 from ecg2abp.devices import resolve_device
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, LevelMetrics
@@ -112,8 +113,13 @@ class TestPiece:
 
 def test_pieces(fold: FoldData) -> Iterator[TestPiece]:
     """Every kept stretch of the test side, in shard and record order."""
-    ranges = side_ranges(fold.side("test"))
-    for shard_index, shard in enumerate(fold.shards):
+    return side_pieces(fold.side("test"), fold.shards)
+
+
+def side_pieces(side: list[list], shards: Sequence[Shard]) -> Iterator[TestPiece]:
+    """Every kept stretch of a split side (ranges of records) in the shards, in their order."""
+    ranges = side_ranges(side)
+    for shard_index, shard in enumerate(shards):
         for record, start, stop, source in shard.segments:
             record_id = shard.records[record]
             if record_id not in ranges:

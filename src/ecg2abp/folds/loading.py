@@ -122,6 +122,22 @@ def _paper_starts(
     return starts, order
 
 
+def open_split_shards(
+    split_path: Path, shard_paths: Sequence[Path], *, mapped: bool = False
+) -> tuple[dict, list[Shard]]:
+    """The split document and the shards it names, in its order, checked to be those it was
+    made from."""
+    document = read_split(split_path)
+    refuse_duplicate_names(shard_paths)
+    by_name = {Path(p).stem: Path(p) for p in shard_paths}
+    missing = [name for name in document["shards"] if name not in by_name]
+    if missing:
+        raise InputError(f"{split_path}: shard {missing[0]} named by the split is not given")
+    shards = [open_shard(by_name[name], mapped=mapped) for name in document["shards"]]
+    check_shards(split_path, document, shards)
+    return document, shards
+
+
 def load_fold(
     split_path: Path,
     shard_paths: Sequence[Path],
@@ -132,16 +148,9 @@ def load_fold(
     mapped: bool = False,
 ) -> FoldData:
     """Open the fold's shards and select each side's windows; statistics from training data."""
-    document = read_split(split_path)
+    document, shards = open_split_shards(split_path, shard_paths, mapped=mapped)
     if not 0 <= fold < document["n_folds"]:
         raise InputError(f"{split_path}: no fold {fold} (the file has {document['n_folds']})")
-    refuse_duplicate_names(shard_paths)
-    by_name = {Path(p).stem: Path(p) for p in shard_paths}
-    missing = [name for name in document["shards"] if name not in by_name]
-    if missing:
-        raise InputError(f"{split_path}: shard {missing[0]} named by the split is not given")
-    shards = [open_shard(by_name[name], mapped=mapped) for name in document["shards"]]
-    check_shards(split_path, document, shards)
     window = int(document["window"])
     order: dict[str, np.ndarray] = {}
     if document["protocol"] == "paper":

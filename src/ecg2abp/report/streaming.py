@@ -1,0 +1,307 @@
+"""One streaming pass over a variant's prediction files: fixed-size histograms and per-record sums.
+
+Predictions are read by Parquet batches and matched, stretch by stretch, with the test pieces
+evaluation scored (same split, same shards), so beats are found on the same true ABP and every
+number equals metrics.parquet up to the float32 rounding of stored predictions. Memory is one
+stretch plus fixed-size arrays, whatever the number of predictions.
+"""
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from ecg2abp.atomic import atomic_path
+from ecg2abp.data.shards import Shard
+from ecg2abp.errors import InputError
+from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, segment_pairs
+from ecg2abp.evaluation.scoring import TestPiece, side_pieces
+from ecg2abp.folds.loading import open_split_shards
+
+BP_EDGES = np.arange(0.0, 301.0, 1.0)  # mmHg, value axes of the 2-D histograms
+DIFF_EDGES = np.arange(-150.0, 151.0, 1.0)  # mmHg, pred − true
+ABS_EDGES = np.arange(0.0, 100.05, 0.05)  # mmHg, |pred − true| for the cumulative curve
+SBP_BANDS = (
+    ("SBP < 90", -np.inf, 90.0),
+    ("90 ≤ SBP < 140", 90.0, 140.0),
+    ("SBP ≥ 140", 140.0, np.inf),
+)
+EXAMPLE_SECONDS = 8.0
+BATCH_ROWS = 1 << 16
+
+
+@dataclass
+class Example:
+    """A stretch of one test record: ECG, true ABP and predicted ABP (NaN where unpredicted)."""
+
+    record_id: str
+    fold: int
+    source_start: int
+    ecg: np.ndarray
+    true: np.ndarray
+    pred: np.ndarray
+
+
+@dataclass
+class LevelStream:
+    """Everything the plots need about one level, in fixed-size arrays."""
+
+    metrics: ErrorAccumulator = field(default_factory=ErrorAccumulator)
+    mean_diff: np.ndarray = field(
+        default_factory=lambda: np.zeros((len(BP_EDGES) - 1, len(DIFF_EDGES) - 1), np.int64)
+    )
+    true_pred: np.ndarray = field(
+        default_factory=lambda: np.zeros((len(BP_EDGES) - 1, len(BP_EDGES) - 1), np.int64)
+    )
+    abs_error: np.ndarray = field(default_factory=lambda: np.zeros(len(ABS_EDGES) - 1, np.int64))
+    band_n: np.ndarray = field(default_factory=lambda: np.zeros(len(SBP_BANDS), np.int64))
+    band_abs: np.ndarray = field(default_factory=lambda: np.zeros(len(SBP_BANDS)))
+
+    def add(self, record_id: str, true: np.ndarray, pred: np.ndarray, sbp: np.ndarray | None):
+        """Pairs of one stretch; `sbp` (the true SBP of each pair's beat) fills the bands."""
+        if len(true) == 0:
+            return
+        self.metrics.update(record_id, true, pred)
+        error = pred - true
+        self.mean_diff += _hist2d((true + pred) / 2, error, BP_EDGES, DIFF_EDGES)
+        self.true_pred += _hist2d(true, pred, BP_EDGES, BP_EDGES)
+        self.abs_error += _hist1d(np.abs(error), ABS_EDGES)
+        if sbp is not None:
+            for band, (_, low, high) in enumerate(SBP_BANDS):
+                inside = (sbp >= low) & (sbp < high)
+                self.band_n[band] += int(np.count_nonzero(inside))
+                self.band_abs[band] += float(np.abs(error[inside]).sum())
+
+
+def _bins(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin index of each value on equally spaced edges; values outside go to the outermost bins."""
+    index = np.floor((x - edges[0]) / (edges[1] - edges[0]))
+    return np.clip(index, 0, len(edges) - 2).astype(np.int64)
+
+
+def _hist1d(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    return np.bincount(_bins(x, edges), minlength=len(edges) - 1)
+
+
+def _hist2d(x: np.ndarray, y: np.ndarray, x_edges: np.ndarray, y_edges: np.ndarray) -> np.ndarray:
+    columns = len(y_edges) - 1
+    flat = _bins(x, x_edges) * columns + _bins(y, y_edges)
+    return np.bincount(flat, minlength=(len(x_edges) - 1) * columns).reshape(-1, columns)
+
+
+@dataclass
+class VariantStream:
+    """One variant, all folds pooled: per-level histograms and metrics, per-record error sums."""
+
+    variant: str
+    protocol: str = ""
+    levels: dict[str, LevelStream] = field(
+        default_factory=lambda: {lv: LevelStream() for lv in LEVELS}
+    )
+    record_n: dict[str, np.ndarray] = field(default_factory=dict)  # record → n per level
+    record_abs: dict[str, np.ndarray] = field(default_factory=dict)  # record → Σ|e| per level
+    example: Example | None = None
+
+    def add_pairs(self, record_id: str, pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        n = self.record_n.setdefault(record_id, np.zeros(len(LEVELS), np.int64))
+        total = self.record_abs.setdefault(record_id, np.zeros(len(LEVELS)))
+        sbp = pairs["sbp"][0] if "sbp" in pairs else None
+        for index, level in enumerate(LEVELS):
+            if level not in pairs:
+                continue
+            true, pred = pairs[level]
+            self.levels[level].add(record_id, true, pred, None if level == "point" else sbp)
+            n[index] += len(true)
+            total[index] += float(np.abs(pred - true).sum())
+
+    def save(self, path: Path) -> None:
+        """One .npz (no pickled objects): arrays, and the accumulators as JSON text."""
+        records = sorted(self.record_n)
+        arrays = {
+            "variant": np.array(self.variant),
+            "protocol": np.array(self.protocol),
+            "records": np.array(records, dtype=str),
+            "record_n": np.array([self.record_n[r] for r in records]).reshape(-1, len(LEVELS)),
+            "record_abs": np.array([self.record_abs[r] for r in records]).reshape(-1, len(LEVELS)),
+            "metrics": np.array(
+                json.dumps({lv: s.metrics.to_dict() for lv, s in self.levels.items()})
+            ),
+        }
+        for level, stream in self.levels.items():
+            for name in ("mean_diff", "true_pred", "abs_error", "band_n", "band_abs"):
+                arrays[f"{level}.{name}"] = getattr(stream, name)
+        if self.example is not None:
+            ex = self.example
+            arrays["example.meta"] = np.array(
+                json.dumps({"record_id": ex.record_id, "fold": ex.fold, "start": ex.source_start})
+            )
+            arrays |= {"example.ecg": ex.ecg, "example.true": ex.true, "example.pred": ex.pred}
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> "VariantStream":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                stream = cls(str(data["variant"]), str(data["protocol"]))
+                states = json.loads(str(data["metrics"]))
+                for level in LEVELS:
+                    level_stream = stream.levels[level]
+                    level_stream.metrics = ErrorAccumulator.from_dict(states[level])
+                    for name in ("mean_diff", "true_pred", "abs_error", "band_n", "band_abs"):
+                        setattr(level_stream, name, data[f"{level}.{name}"])
+                for index, record in enumerate(data["records"].tolist()):
+                    stream.record_n[record] = data["record_n"][index]
+                    stream.record_abs[record] = data["record_abs"][index]
+                if "example.meta" in data:
+                    meta = json.loads(str(data["example.meta"]))
+                    stream.example = Example(
+                        meta["record_id"],
+                        meta["fold"],
+                        meta["start"],
+                        data["example.ecg"],
+                        data["example.true"],
+                        data["example.pred"],
+                    )
+        except (OSError, KeyError, ValueError) as err:
+            raise InputError(f"{path}: not a report stream file ({err})") from None
+        return stream
+
+
+class RowCursor:
+    """Consecutive rows of a predictions.parquet, read batch by batch."""
+
+    def __init__(self, path: Path, batch_rows: int = BATCH_ROWS) -> None:
+        self.path = Path(path)
+        try:
+            self._batches = pq.ParquetFile(self.path).iter_batches(batch_size=batch_rows)
+        except OSError as err:
+            raise InputError(f"{self.path}: cannot read predictions ({err})") from None
+        self._columns: dict[str, np.ndarray] = {}
+        self._position = 0
+
+    def _available(self) -> int:
+        return len(self._columns.get("sample", ())) - self._position
+
+    def _load_next(self) -> bool:
+        batch = next(self._batches, None)
+        if batch is None:
+            return False
+        rest = {name: values[self._position :] for name, values in self._columns.items()}
+        fresh = {
+            "record_id": batch.column("record_id").to_numpy(zero_copy_only=False),
+            "sample": batch.column("sample").to_numpy(),
+            "abp_true": batch.column("abp_true").to_numpy(),
+            "abp_pred": batch.column("abp_pred").to_numpy(),
+        }
+        self._columns = {k: np.concatenate([rest[k], v]) if rest else v for k, v in fresh.items()}
+        self._position = 0
+        return True
+
+    def take(self, n: int) -> dict[str, np.ndarray]:
+        """The next n rows; fewer only at the end of the file."""
+        while self._available() < n and self._load_next():
+            pass
+        rows = {k: v[self._position : self._position + n] for k, v in self._columns.items()}
+        self._position += len(rows.get("sample", ()))
+        return rows
+
+    def exhausted(self) -> bool:
+        return self._available() == 0 and not self._load_next()
+
+
+def _mismatch(path: Path, record_id: str) -> InputError:
+    return InputError(
+        f"{path}: rows do not match the fold's test data at record {record_id} "
+        "(predictions from another split, shards or stride?)"
+    )
+
+
+def piece_predictions(
+    cursor: RowCursor,
+    pieces: Iterable[TestPiece],
+    shards: Sequence[Shard],
+    window: int,
+    stride: int,
+) -> Iterator[tuple[TestPiece, np.ndarray, np.ndarray]]:
+    """Each test stretch as evaluation scored it: (piece, true ABP, prediction with NaN gaps)."""
+    for piece in pieces:
+        true = np.asarray(shards[piece.shard].abp[piece.start : piece.stop], np.float64)
+        full = np.full(len(true), np.nan)
+        if len(true) >= window:
+            ends = np.arange(0, len(true) - window + 1, stride) + window - 1
+            rows = cursor.take(len(ends))
+            if len(rows["sample"]) != len(ends) or not (
+                np.all(rows["record_id"] == piece.record_id)
+                and np.array_equal(rows["sample"], piece.source_start + ends)
+            ):
+                raise _mismatch(cursor.path, piece.record_id)
+            full[ends] = rows["abp_pred"]
+        yield piece, true, full
+    if not cursor.exhausted():
+        raise _mismatch(cursor.path, "(rows left over)")
+
+
+def _example(piece: TestPiece, shards: Sequence[Shard], fold: int, true, pred, fs) -> Example:
+    """EXAMPLE_SECONDS from the centre of the stretch."""
+    length = min(len(true), int(EXAMPLE_SECONDS * fs))
+    offset = (len(true) - length) // 2
+    first = piece.start + offset
+    ecg = np.asarray(shards[piece.shard].ecg[first : first + length], np.float64)
+    span = slice(offset, offset + length)
+    return Example(piece.record_id, fold, piece.source_start + offset, ecg, true[span], pred[span])
+
+
+def stream_variant(
+    variant: str,
+    prediction_files: Sequence[Path],
+    metric_files: Sequence[Path],
+    split_path: Path | None,
+    shard_paths: Sequence[Path],
+) -> VariantStream:
+    """Read every fold's predictions of one variant once; the example comes from the lowest fold.
+
+    Example rule: the longest test stretch of the lowest fold (the first if tied), its centre.
+    """
+    stream = VariantStream(variant)
+    folds = []
+    for predictions, metrics_file in zip(prediction_files, metric_files, strict=True):
+        meta = json.loads(Path(metrics_file).read_text())
+        folds.append((int(meta["fold"]), Path(predictions), meta))
+    folds.sort(key=lambda item: item[0])
+    document, shards = None, []
+    for fold, predictions, meta in folds:
+        stream.protocol = meta["protocol"]
+        cursor = RowCursor(predictions)
+        if meta["protocol"] == "paper":
+            _stream_sampled(stream, cursor)
+            continue
+        if document is None:
+            document, shards = open_split_shards(split_path, shard_paths, mapped=True)
+        side = document["folds"][fold]["test"]
+        fs = float(shards[0].attrs["fs"])
+        chosen = None
+        if stream.example is None:
+            chosen = max(side_pieces(side, shards), key=lambda p: p.stop - p.start, default=None)
+        pieces = side_pieces(side, shards)
+        window = int(document["window"])
+        for piece, true, pred in piece_predictions(cursor, pieces, shards, window, meta["stride"]):
+            stream.add_pairs(piece.record_id, segment_pairs(true, pred, fs).levels)
+            if piece == chosen:
+                stream.example = _example(piece, shards, fold, true, pred, fs)
+    return stream
+
+
+def _stream_sampled(stream: VariantStream, cursor: RowCursor) -> None:
+    """The paper protocol's sampled windows: point-wise pairs only, record by record."""
+    while not cursor.exhausted():
+        rows = cursor.take(BATCH_ROWS)
+        records = rows["record_id"]
+        for record_id in np.unique(records):
+            mine = records == record_id
+            true = rows["abp_true"][mine].astype(np.float64)
+            pred = rows["abp_pred"][mine].astype(np.float64)
+            stream.add_pairs(str(record_id), {"point": (true, pred)})

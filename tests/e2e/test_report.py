@@ -1,0 +1,88 @@
+"""End to end: the report stage on the shared small run, and Snakemake's offline report of it."""
+
+import base64
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from workflow_runner import SMALL, snakemake
+
+from ecg2abp.data.cleaning import REASONS
+from ecg2abp.evaluation.pooling import ALL_FOLDS
+from ecg2abp.report import plots
+from ecg2abp.report.streaming import VariantStream
+
+VARIANTS = ("msca_cssc_unet", "ridge", "naive")
+PER_VARIANT = ("bland_altman", "predicted_vs_true", "error_cdf", "error_by_band", "example")
+
+
+@pytest.mark.slow
+def test_the_offline_report_holds_every_plot(small_run):
+    results = small_run / "results" / "e2e"
+    report = results / "report.html"
+    result = snakemake(small_run, "--report", str(report), config=SMALL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = report.read_text()
+    plots_made = sorted((results / "report").rglob("*.png"))
+    expected = [f"{v}/{name}.png" for v in VARIANTS for name in PER_VARIANT]
+    expected += ["msca_cssc_unet/saliency.png", "mae_across_variants.png", "bhs_shares.png"]
+    expected += ["cleaning.png"]
+    assert sorted(str(p.relative_to(results / "report")) for p in plots_made) == sorted(expected)
+    for png in plots_made:  # every figure embedded, byte for byte
+        assert str(png.relative_to(small_run)) in page, png
+        assert base64.b64encode(png.read_bytes()).decode() in page, png
+    for page_name in ("comparison.html", "cleaning.html", "summary.html", "config.html"):
+        assert f"results/e2e/report/{page_name}" in page
+    assert not re.search(r"<script[^>]+src=[\"']https?://", page)  # opens with no network
+
+
+@pytest.mark.slow
+def test_plotted_numbers_equal_the_metrics_table(small_run):
+    results = small_run / "results" / "e2e"
+    table = pd.read_parquet(results / "metrics.parquet")
+    for variant in ("msca_cssc_unet", "naive"):
+        stream = VariantStream.load(results / "report" / variant / "stream.npz")
+        pooled = table[(table["variant"] == variant) & (table["fold"] == ALL_FOLDS)]
+        pooled = pooled.set_index("level")
+        figure, numbers = plots.bland_altman(stream)
+        labels = [t.get_text() for ax in figure.axes for t in ax.texts]
+        for level, drawn in numbers.items():
+            assert f"ME: {pooled.loc[level, 'me']:.2f}" in labels
+            assert round(drawn["sd"], 2) == round(pooled.loc[level, "sd"], 2)
+        _, numbers = plots.predicted_vs_true(stream)
+        for level, drawn in numbers.items():
+            assert round(drawn["pearson_r"], 2) == round(pooled.loc[level, "pearson_r"], 2)
+
+
+@pytest.mark.slow
+def test_comparison_states_a_lead_only_where_the_interval_excludes_zero(small_run):
+    results = small_run / "results" / "e2e"
+    table = pd.read_parquet(results / "comparison.parquet")
+    assert set(zip(table["variant"], table["against"], strict=True)) == {
+        ("msca_cssc_unet", "naive"),
+        ("ridge", "msca_cssc_unet"),
+        ("ridge", "naive"),
+    }
+    assert (table["ci_low"] <= table["diff_mean"]).all()
+    assert (table["diff_mean"] <= table["ci_high"]).all()
+    summary = (results / "comparison.md").read_text()
+    rows = [line for line in summary.splitlines() if line.startswith("| ") and "---" not in line]
+    for line, row in zip(rows[1:], table.itertuples(), strict=True):
+        excludes_zero = row.ci_high < 0 or row.ci_low > 0
+        assert ("leads" in line) == excludes_zero, line
+
+
+@pytest.mark.slow
+def test_cleaning_summary_adds_up_the_parts(small_run):
+    results = small_run / "results" / "e2e"
+    summary = pd.read_parquet(results / "report" / "cleaning.parquet").set_index("part")
+    for part in ("part_1", "part_2"):
+        report = pd.read_parquet(results / "clean" / f"{part}.parquet")
+        records = report[report["level"] == "record"]
+        removed = [int(records[f"removed_{r}"].sum()) for r in REASONS]
+        assert summary.loc[part, list(REASONS)].tolist() == removed
+        assert summary.loc[part, "n_samples"] == records["n_samples"].sum()
+    assert np.all(
+        summary["kept_samples"] + summary[list(REASONS)].sum(axis=1) == summary["n_samples"]
+    )

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from ecg2abp.errors import InputError
+from ecg2abp.report.comparison import bootstrap_mean_ci, compare_variants, paired
+from ecg2abp.report.streaming import VariantStream
+
+RNG_SEED = 3
+
+
+def stream_with_errors(name: str, errors_per_record: dict[str, np.ndarray]) -> VariantStream:
+    """A stream whose point level saw these errors (true 100 mmHg) per record."""
+    stream = VariantStream(name)
+    for record_id, errors in errors_per_record.items():
+        true = np.full(len(errors), 100.0)
+        stream.add_pairs(record_id, {"point": (true, true + errors)})
+    return stream
+
+
+def test_the_interval_contains_the_mean_and_narrows_as_records_are_added():
+    diffs = np.random.default_rng(RNG_SEED).normal(-1.0, 2.0, size=20)
+    low, high = bootstrap_mean_ci(diffs, samples=2000, seed=0)
+    assert low < diffs.mean() < high
+    more = np.tile(diffs, 10)  # same spread, ten times the records
+    low_more, high_more = bootstrap_mean_ci(more, samples=2000, seed=0)
+    assert low_more < more.mean() < high_more
+    assert high_more - low_more < 0.5 * (high - low)
+
+
+def test_the_interval_is_reproducible_from_its_seed():
+    diffs = np.random.default_rng(RNG_SEED).normal(size=30)
+    assert bootstrap_mean_ci(diffs, 500, seed=7) == bootstrap_mean_ci(diffs, 500, seed=7)
+    assert bootstrap_mean_ci(diffs, 500, seed=7) != bootstrap_mean_ci(diffs, 500, seed=8)
+
+
+def test_a_variant_against_itself_is_exactly_zero():
+    rng = np.random.default_rng(RNG_SEED)
+    stream = stream_with_errors("a", {f"r{i}": rng.normal(size=50) for i in range(8)})
+    row = paired(stream, stream, "point", samples=1000, seed=0)
+    assert (row["diff_mean"], row["ci_low"], row["ci_high"], row["win_share"]) == (0, 0, 0, 0)
+    assert row["n_records"] == 8
+
+
+def test_differences_are_per_record_maes_and_wins_count_records():
+    better = stream_with_errors("better", {"r1": np.array([1.0, -1.0]), "r2": np.array([4.0])})
+    worse = stream_with_errors("worse", {"r1": np.array([3.0, 3.0]), "r2": np.array([2.0])})
+    row = paired(better, worse, "point", samples=1000, seed=0)
+    # r1: MAE 1 vs 3 → -2; r2: 4 vs 2 → +2; the mean over records is 0, one win in two.
+    assert row["diff_mean"] == pytest.approx(0.0)
+    assert row["win_share"] == 0.5
+    assert row["ci_low"] <= -2.0 + 1e-9 and row["ci_high"] >= 2.0 - 1e-9
+
+
+def test_different_test_samples_are_refused_naming_the_record():
+    a = stream_with_errors("a", {"r1": np.ones(3)})
+    b = stream_with_errors("b", {"r1": np.ones(4)})
+    with pytest.raises(InputError, match="record r1"):
+        paired(a, b, "point", samples=100, seed=0)
+
+
+def test_every_variant_is_compared_with_the_reference_and_naive():
+    errors = {f"r{i}": np.full(5, float(i)) for i in range(4)}
+    streams = [
+        stream_with_errors("naive", {k: v + 5 for k, v in errors.items()}),
+        stream_with_errors("ref", errors),
+        stream_with_errors("other", {k: v + 1 for k, v in errors.items()}),
+    ]
+    table = compare_variants(streams, "ref", samples=200, seed=0)
+    pairs = set(zip(table["variant"], table["against"], strict=True))
+    assert pairs == {("other", "ref"), ("other", "naive"), ("ref", "naive")}
+    other_vs_ref = table[(table["variant"] == "other") & (table["against"] == "ref")].iloc[0]
+    assert other_vs_ref["diff_mean"] == pytest.approx(1.0)
+    assert other_vs_ref["ci_low"] == pytest.approx(1.0)  # every record differs by exactly 1
+    assert other_vs_ref["win_share"] == 0.0
