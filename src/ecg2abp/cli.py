@@ -94,6 +94,8 @@ def cmd_bench_windows(args: argparse.Namespace) -> None:
         threads=args.threads,
         mapped=args.mapped,
         seconds=args.seconds,
+        device=args.device,
+        resident=args.resident,
     )
     print(json.dumps(result))
 
@@ -216,6 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     windows.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     windows.add_argument("--mapped", action="store_true", help="memory-map the shard")
     windows.add_argument("--seconds", type=float, default=2.0, help="how long to run (2)")
+    windows.add_argument("--device", default="cpu", help="where batches go: cpu, cuda, auto (cpu)")
+    windows.add_argument(
+        "--resident",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="signals held on the device (--resident) or gathered on the host (--no-resident);"
+        " default: on a GPU when they fit",
+    )
     windows.set_defaults(run=cmd_bench_windows)
     ingest_bench = benches.add_parser("ingest", help="read and whole-ingest time of one part")
     ingest_bench.add_argument("part", help="part file")
