@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ecg2abp.bench.matmul import bench_matmul
-from ecg2abp.bench.models import bench_infer, bench_train, step_gflop
+from ecg2abp.bench.models import bench_infer, bench_train, largest_batch, step_gflop
 from ecg2abp.bench.peaks import find_peak
 from ecg2abp.errors import InputError
 from ecg2abp.models import build
@@ -161,3 +161,16 @@ def test_matmul_rate_counts_two_flops_per_multiply_add():
 def test_bad_matmul_arguments_are_refused(arguments, fragment):
     with pytest.raises(InputError, match=fragment):
         bench_matmul(**{"device": "cpu", **arguments})
+
+
+@pytest.mark.parametrize("limit", [1, 299, 300, 301, 1234, 100_000])
+def test_largest_batch_search_ends_just_below_the_limit(limit):
+    asked = []
+
+    def runs(batch: int) -> bool:
+        asked.append(batch)
+        return batch <= limit
+
+    found = largest_batch(runs)
+    assert found <= limit and found >= limit * 0.96
+    assert len(asked) < 40 and asked[0] == 300  # starts at the paper's batch

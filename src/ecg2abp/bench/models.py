@@ -147,7 +147,11 @@ def run_bench(
         gflop = step_gflop(base, window, train=kind == "train")
         results: dict[str, dict[str, Any]] = {}
         for path in [p for p in paths if p != "compiled"]:
-            sized = work if batch != MAX else resized(work, largest_batch(work, base, path))
+            if batch == MAX:
+                largest = largest_batch(lambda size, path=path: fits(work, base, path, size))
+                sized = resized(work, largest)
+            else:
+                sized = work
             results[path] = measure_eager(sized, base, path)
         if "compiled" in paths:
             source = fastest_eager(results)
@@ -219,13 +223,13 @@ def fits(work: Workload, base: nn.Module, path_name: str, batch: int) -> bool:
         torch.cuda.empty_cache()
 
 
-def largest_batch(work: Workload, base: nn.Module, path_name: str, limit: int = 1 << 20) -> int:
-    """The largest batch (within ~3 %) whose step fits: doubling from the paper's batch, then
-    halving the gap. At least 1: a batch of 1 that does not fit is reported by its error."""
-    low, high = 0, None
-    batch = PAPER_BATCH
+def largest_batch(runs: Callable[[int], bool], limit: int = 1 << 20) -> int:
+    """The largest batch (to within ~3 %) for which `runs(batch)` holds: doubling from the
+    paper's batch, then halving the gap. At least 1: a batch of 1 that does not fit is left
+    for the timed run to report."""
+    low, high, batch = 0, None, PAPER_BATCH
     while high is None and batch <= limit:
-        if fits(work, base, path_name, batch):
+        if runs(batch):
             low, batch = batch, batch * 2
         else:
             high = batch
@@ -233,7 +237,7 @@ def largest_batch(work: Workload, base: nn.Module, path_name: str, limit: int = 
         return low
     while high - low > max(1, low // 32):
         middle = (low + high) // 2
-        low, high = (middle, high) if fits(work, base, path_name, middle) else (low, middle)
+        low, high = (middle, high) if runs(middle) else (low, middle)
     return max(low, 1)
 
 
