@@ -1,5 +1,6 @@
 """The command line: bad input ends in one line on stderr and a non-zero status, no traceback."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +151,14 @@ def test_split_train_evaluate_commands_share_the_rules_code(tmp_path, capsys):
     assert printed["point"] == stored["levels"]["point"]["mae"] > 0
     line = one_line_error(capsys, ["train", "absent", *common, "--out", str(tmp_path / "x")])
     assert "absent" in line
+
+
+def test_bench_commands_take_device_paths_and_batch(capsys):
+    assert main(["bench", "matmul", "--size", "32", "--seconds", "0.01", "--threads", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["size"] == 32
+    arguments = ["--model", "unet", "--width", "0.0625", "--batch", "2", "--steps", "1"]
+    assert main(["bench", "infer", *arguments, "--paths", "fp32", "--device", "cpu"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["paths"]) == {"fp32"} and result["device"] == "cpu"
+    assert main(["bench", "train", "--batch", "max", "--device", "cpu", "--paths", "fp32"]) == 2
+    assert "ecg2abp: error: benchmark batch max" in capsys.readouterr().err
