@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for set-up and the two everyday jobs:
-#   bash run.sh demo   create .venv if needed, then run the whole pipeline (synthetic data
-#                      unless config/config.yaml names a data_dir)
+#   bash run.sh demo   create .venv if needed, then run the whole pipeline at the demo's size
+#                      (config/demo.yaml on config/config.yaml; synthetic data unless a
+#                      data_dir is named)
 #   bash run.sh test   create .venv if needed, then lint and run the test suite
 # Environment: ECG2ABP_TORCH overrides the torch requirement (default torch==2.13.0);
 # ECG2ABP_PYTHON picks the interpreter (default: the newest python3.x ≥ 3.11 found).
@@ -48,7 +49,8 @@ case "${1:-}" in
   demo)
     ensure_venv
     shift
-    exec .venv/bin/snakemake --profile profiles/local "$@"
+    exec .venv/bin/snakemake --profile profiles/local \
+      --configfile config/config.yaml config/demo.yaml "$@"
     ;;
   test)
     ensure_venv

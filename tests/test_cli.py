@@ -374,3 +374,14 @@ def test_outputs_that_would_destroy_inputs_are_refused(job, tmp_path, capsys):
     kept = job.shards[0].read_bytes()
     line = one_line_error(capsys, ["split", *map(str, job.shards), "--out", str(job.shards[0])])
     assert "overwrite a shard" in line and job.shards[0].read_bytes() == kept
+
+
+def test_bench_commands_take_device_paths_and_batch(capsys):
+    assert main(["bench", "matmul", "--size", "32", "--seconds", "0.01", "--threads", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["size"] == 32
+    arguments = ["--model", "unet", "--width", "0.0625", "--batch", "2", "--steps", "1"]
+    assert main(["bench", "infer", *arguments, "--paths", "fp32", "--device", "cpu"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["paths"]) == {"fp32"} and result["device"] == "cpu"
+    assert main(["bench", "train", "--batch", "max", "--device", "cpu", "--paths", "fp32"]) == 2
+    assert "ecg2abp: error: benchmark batch max" in capsys.readouterr().err

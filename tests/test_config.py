@@ -189,3 +189,19 @@ def test_an_unreadable_config_file_is_an_input_error_naming_it(tmp_path, content
     with pytest.raises(InputError, match=r"broken\.yaml") as caught:
         load_config(path)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("overlay", ["demo.yaml", "paper.yaml"])
+def test_shipped_overlays_validate_on_the_defaults(overlay):
+    config = load_config(CONFIG_YAML, REPO / "config" / overlay)
+    assert config["experiment"] == overlay.removesuffix(".yaml")
+
+
+def test_the_demo_is_smaller_than_the_defaults_in_what_it_says():
+    default, demo = (
+        load_config(CONFIG_YAML),
+        load_config(CONFIG_YAML, REPO / "config" / "demo.yaml"),
+    )
+    assert (default["split"]["folds"], demo["split"]["folds"]) == (5, 3)
+    assert demo["variants"] == default["variants"] and demo["synthetic"] == default["synthetic"]
+    assert (demo["threads"], demo["train"]["device"]) == (1, "cpu")

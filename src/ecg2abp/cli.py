@@ -105,6 +105,8 @@ def cmd_bench_windows(args: argparse.Namespace) -> None:
         threads=args.threads,
         mapped=args.mapped,
         seconds=args.seconds,
+        device=args.device,
+        resident=args.resident,
     )
     print(json.dumps(result))
 
@@ -128,8 +130,16 @@ def cmd_bench_model(args: argparse.Namespace) -> None:
     from ecg2abp.bench.models import bench_infer, bench_train
 
     bench = bench_train if args.what == "train" else bench_infer
+    chosen = {"paths": tuple(args.paths.split(","))} if args.paths else {}
     result = bench(
-        args.model, width=args.width, batch=args.batch, steps=args.steps, threads=args.threads
+        args.model,
+        width=args.width,
+        batch=args.batch,
+        steps=args.steps,
+        warmup=args.warmup,
+        device=args.device,
+        threads=args.threads,
+        **chosen,
     )
     print(json.dumps(result))
 
@@ -210,6 +220,29 @@ def cmd_bench_report(args: argparse.Namespace) -> None:
     from ecg2abp.bench.report import bench_report_stream
 
     print(json.dumps(bench_report_stream(Path(args.results), args.variant)))
+
+
+def cmd_bench_matmul(args: argparse.Namespace) -> None:
+    from ecg2abp.bench.matmul import bench_matmul
+
+    result = bench_matmul(
+        size=args.size,
+        precision=args.precision,
+        device=args.device,
+        threads=args.threads,
+        seconds=args.seconds,
+    )
+    print(json.dumps(result))
+
+
+def _batch(value: str) -> int | str:
+    """A batch size, or `max` (the largest that fits on the GPU)."""
+    if value == "max":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither a number nor max") from None
 
 
 def _add_fold_job_arguments(parser: argparse.ArgumentParser, *, out: str) -> None:
@@ -345,6 +378,14 @@ def build_parser() -> argparse.ArgumentParser:
     windows.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     windows.add_argument("--mapped", action="store_true", help="memory-map the shard")
     windows.add_argument("--seconds", type=float, default=2.0, help="how long to run (2)")
+    windows.add_argument("--device", default="cpu", help="where batches go: cpu, cuda, auto (cpu)")
+    windows.add_argument(
+        "--resident",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="signals held on the device (--resident) or gathered on the host (--no-resident);"
+        " default: on a GPU when they fit",
+    )
     windows.set_defaults(run=cmd_bench_windows)
     ingest_bench = benches.add_parser("ingest", help="read and whole-ingest time of one part")
     ingest_bench.add_argument("part", help="part file")
@@ -360,8 +401,15 @@ def build_parser() -> argparse.ArgumentParser:
         model_bench = benches.add_parser(what, help=f"{what} windows/s, reference vs fast paths")
         model_bench.add_argument("--model", default="msca_cssc_unet")
         model_bench.add_argument("--width", type=float, default=1.0, help="width multiplier (1)")
-        model_bench.add_argument("--batch", type=int, default=64, help="batch size (64)")
+        model_bench.add_argument(
+            "--batch", type=_batch, default=64, help="batch size, or max: largest that fits (64)"
+        )
         model_bench.add_argument("--steps", type=int, default=3, help="timed steps per path (3)")
+        model_bench.add_argument("--warmup", type=int, default=1, help="untimed steps first (1)")
+        model_bench.add_argument(
+            "--paths", help="comma-separated: reference,fp32,bf16,bf16_fp32_attention,compiled"
+        )
+        model_bench.add_argument("--device", default="auto", help="auto, cpu or cuda (auto)")
         model_bench.add_argument("--threads", type=int, default=None, help="torch threads (all)")
         model_bench.set_defaults(run=cmd_bench_model, what=what)
     serving_bench = benches.add_parser(
@@ -381,6 +429,14 @@ def build_parser() -> argparse.ArgumentParser:
     report_bench.add_argument("results", help="a results/{experiment} folder")
     report_bench.add_argument("--variant", default="naive", help="variant (naive)")
     report_bench.set_defaults(run=cmd_bench_report)
+
+    matmul = benches.add_parser("matmul", help="the machine's dense matrix-product GFLOP/s")
+    matmul.add_argument("--size", type=int, default=2048, help="square matrix size (2048)")
+    matmul.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    matmul.add_argument("--device", default="auto", help="auto, cpu or cuda (auto)")
+    matmul.add_argument("--threads", type=int, default=None, help="torch threads (all)")
+    matmul.add_argument("--seconds", type=float, default=2.0, help="how long to run (2)")
+    matmul.set_defaults(run=cmd_bench_matmul)
     return parser
 
 

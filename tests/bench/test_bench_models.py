@@ -5,8 +5,12 @@ import json
 import pytest
 import torch
 
-from ecg2abp.bench.models import bench_infer, bench_train
+from ecg2abp.bench.matmul import bench_matmul
+from ecg2abp.bench.models import bench_infer, bench_train, largest_batch, step_gflop
+from ecg2abp.bench.peaks import find_peak
 from ecg2abp.errors import InputError
+from ecg2abp.models import build
+from ecg2abp.models.inventory import count_gflop
 
 EAGER = ("reference", "fp32", "bf16", "bf16_fp32_attention")
 TINY = {"width": 1 / 16, "batch": 3, "steps": 2, "warmup": 1, "device": "cpu"}
@@ -105,3 +109,81 @@ def test_compiled_path_matches_the_reference_or_says_why_not():
     check_timed(entry, steps=1)
     assert entry["compiled_from"] == "fp32"
     assert entry["relative_difference"] < 1e-4
+
+
+def test_rates_are_counted_flops_times_windows_per_second():
+    result = bench_train("unet", paths=("fp32",), threads=1, **TINY)
+    entry = result["paths"]["fp32"]
+    assert result["gflop_per_window"] == step_gflop(build("unet", width=1 / 16), 88, train=True)
+    assert entry["achieved_gflop_s"] == pytest.approx(
+        entry["windows_per_s"] * result["gflop_per_window"]
+    )
+    assert entry["windows_per_cpu_s"] > 0 and entry["precision"] == "fp32"
+    assert entry["gflop_per_cpu_s"] == pytest.approx(
+        entry["windows_per_cpu_s"] * result["gflop_per_window"]
+    )
+    assert "mfu" not in entry and "peak" not in result  # no GPU, no datasheet peak
+
+
+def test_step_flops_are_the_inventory_count_plus_a_backward():
+    model = build("unet", width=1 / 16)  # one head: its inference pass is the inventory's forward
+    forward = count_gflop(build("unet", width=1 / 16), 88)
+    assert step_gflop(model, 88, train=False) == pytest.approx(forward, rel=1e-12)
+    assert 2 * forward < step_gflop(model, 88, train=True) <= 3 * forward
+    assert model.attention_mode == "fused" and model.training  # counted on a copy
+
+
+def test_largest_batch_needs_a_gpu():
+    with pytest.raises(InputError, match="batch max: needs a CUDA device"):
+        bench_train("unet", paths=("fp32",), **{**TINY, "batch": "max"})
+
+
+@pytest.mark.parametrize(
+    ("name", "part", "bf16"),
+    [
+        ("NVIDIA H100 80GB HBM3", "H100 SXM", 989.5),
+        ("NVIDIA H100 PCIe", "H100 PCIe", 756.5),
+        ("NVIDIA H200", "H200 SXM", 989.5),
+        ("NVIDIA H200 NVL", "H200 NVL", 835.5),
+        ("NVIDIA A100-SXM4-80GB", "A100", 312.0),
+        ("NVIDIA A10", "A10", 125.0),
+        ("Tesla V100S-PCIE-32GB", "V100S PCIe", None),
+        ("Tesla V100-SXM2-16GB", "V100 SXM2", None),
+    ],
+)
+def test_datasheet_peaks_are_found_by_the_name_torch_reports(name, part, bf16):
+    peak = find_peak(name)
+    assert peak.part == part and peak.tflops.get("bf16") == bf16 and peak.tflops["fp32"] > 0
+
+
+def test_an_unknown_gpu_has_no_peak():
+    assert find_peak("NVIDIA GeForce RTX 4090") is None
+
+
+def test_matmul_rate_counts_two_flops_per_multiply_add():
+    result = bench_matmul(size=64, device="cpu", threads=1, seconds=0.05)
+    json.dumps(result, allow_nan=False)
+    assert result["products"] >= 1 and result["gflop_s"] > 0 and result["gflop_per_cpu_s"] > 0
+    assert (result["size"], result["precision"], result["threads"]) == (64, "fp32", 1)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fragment"),
+    [({"precision": "fp64"}, "precision 'fp64'"), ({"size": 0}, "size 0"), ({"seconds": 0}, "0")],
+)
+def test_bad_matmul_arguments_are_refused(arguments, fragment):
+    with pytest.raises(InputError, match=fragment):
+        bench_matmul(**{"device": "cpu", **arguments})
+
+
+@pytest.mark.parametrize("limit", [1, 299, 300, 301, 1234, 100_000])
+def test_largest_batch_search_ends_just_below_the_limit(limit):
+    asked = []
+
+    def runs(batch: int) -> bool:
+        asked.append(batch)
+        return batch <= limit
+
+    found = largest_batch(runs)
+    assert found <= limit and found >= limit * 0.96
+    assert len(asked) < 40 and asked[0] == 300  # starts at the paper's batch

@@ -8,6 +8,7 @@ REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 # Two tiny parts, two folds, one network and one classical baseline: the shared pipeline run.
+# One thread per job, every job on the CPU: two jobs side by side on 2 cores (as the demo).
 SMALL = """
 experiment: e2e
 synthetic: {parts: 2, records_per_part: 12, min_seconds: 20.0, max_seconds: 40.0, seed: 1}
@@ -16,8 +17,9 @@ variants:
   msca_cssc_unet: {model: msca_cssc_unet, width: 0.0625}
   ridge: {model: ridge}
 run_variants: [msca_cssc_unet, ridge]
-threads: 2
-train: {epochs: 2, max_windows_per_epoch: 8000, batch_size: 128, lr: 0.003, max_val_windows: 2000}
+threads: 1
+train: {epochs: 2, max_windows_per_epoch: 8000, batch_size: 128, lr: 0.003, max_val_windows: 2000,
+        device: cpu}
 """
 
 

@@ -10,7 +10,13 @@ from shard_factory import Piece, random_record, write_test_shard
 
 from ecg2abp.data.shards import Shard, open_shard
 from ecg2abp.errors import InputError
-from ecg2abp.folds.feed import WindowFeed, select_windows, side_ranges
+from ecg2abp.folds.feed import (
+    WindowFeed,
+    choose_placement,
+    fits_on_device,
+    select_windows,
+    side_ranges,
+)
 from ecg2abp.folds.normalisation import NormStats, compute_stats
 
 WINDOW = 8
@@ -146,6 +152,41 @@ def test_a_shard_with_nothing_kept_can_sit_among_the_others(paths, tmp_path):
     starts = [shards[0].windows, shards[1].windows]
     window_feed = WindowFeed(shards, starts, window=WINDOW, stats=IDENTITY, batch_size=16, seed=0)
     assert sorted(visited(window_feed.batches(0))) == [(0, int(s)) for s in shards[0].windows]
+
+
+# --- device-resident signals (gathered with torch, here on CPU tensors) -------------------
+
+
+@pytest.mark.parametrize("mapped", [False, True])
+def test_resident_batches_are_bit_for_bit_the_host_batches(paths, mapped):
+    stats = NormStats("zscore", ecg_center=0.3, ecg_scale=0.7, abp_center=41.0, abp_scale=9.0)
+    options = {"stats": stats, "max_windows": 40, "mapped": mapped}
+    host, _ = feed(paths, **options)
+    resident, _ = feed(paths, resident=True, **options)
+    assert (host.placement, resident.placement) == ("host", "resident")
+    for epoch, start in [(0, 0), (1, 0), (2, 3)]:
+        pairs = list(zip(host.batches(epoch, start), resident.batches(epoch, start), strict=True))
+        assert len(pairs) == len(host) - start
+        for (x1, y1), (x2, y2) in pairs:
+            assert x2.shape == x1.shape and x2.dtype == x1.dtype == torch.float32
+            assert torch.equal(x1, x2) and torch.equal(y1, y2)
+
+
+def test_resident_feed_of_one_shard_and_in_order(paths):
+    shards = [open_shard(paths[1])]
+    common = {"window": WINDOW, "stats": IDENTITY, "batch_size": 5, "seed": 0, "shuffle": False}
+    host = WindowFeed(shards, [shards[0].windows], **common)
+    resident = WindowFeed(shards, [shards[0].windows], resident=True, **common)
+    for (x1, y1), (x2, y2) in zip(host.batches(0), resident.batches(0), strict=True):
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+
+
+def test_placement_follows_the_device_and_what_fits():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert choose_placement(cpu, 10**12, None) == "host"
+    assert choose_placement(cpu, 10**12, True) == "resident"
+    assert choose_placement(gpu, 10, False) == "pinned"  # decided without asking the GPU
+    assert fits_on_device(25, 100) and not fits_on_device(26, 100)
 
 
 # --- side selection ----------------------------------------------------------------------

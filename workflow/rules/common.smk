@@ -57,8 +57,9 @@ def shard_files():
 
 
 def gpus_for(variant):
-    """Deep models can use one GPU; classical baselines and the naive floor need none."""
-    if variant == "naive":
+    """Deep models can use one GPU; classical baselines, the naive floor and jobs told to run
+    on the CPU (train.device: cpu) need none, so those run side by side, one per core."""
+    if variant == "naive" or config["train"]["device"] == "cpu":
         return 0
     return int(model_spec(config["variants"][variant]["model"]).kind == "deep")
 

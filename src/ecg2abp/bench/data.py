@@ -44,10 +44,14 @@ def bench_windows(
     seconds: float = 2.0,
     window: int = 88,
     n_samples: int = 8_000_000,
+    device: str = "cpu",
+    resident: bool | None = None,
 ) -> dict:
-    """Windows per second from WindowFeed at `batch`, normalisation included."""
+    """Windows per second from WindowFeed at `batch`, normalisation included, delivered on
+    `device` (`resident`: the feed's placement choice; None lets the feed decide)."""
     import torch
 
+    from ecg2abp.devices import resolve_device
     from ecg2abp.folds.feed import WindowFeed
     from ecg2abp.folds.normalisation import NormStats
 
@@ -57,8 +61,16 @@ def bench_windows(
         raise ValueError("mapped needs a shard file")
     window = int(source.attrs.get("window", window))
     stats = NormStats("zscore", 0.0, 1.0, 100.0, 20.0)
+    target = resolve_device(device, setting="benchmark device")
     feed = WindowFeed(
-        [source], [source.windows], window=window, stats=stats, batch_size=batch, seed=0
+        [source],
+        [source.windows],
+        window=window,
+        stats=stats,
+        batch_size=batch,
+        seed=0,
+        device=target,
+        resident=resident,
     )
     done, epoch, started = 0, 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
@@ -67,6 +79,8 @@ def bench_windows(
             if time.perf_counter() - started >= seconds:
                 break
         epoch += 1
+    if target.type == "cuda":
+        torch.cuda.synchronize(target)
     elapsed = time.perf_counter() - started
     return {
         "benchmark": "windows",
@@ -74,6 +88,8 @@ def bench_windows(
         "batch": batch,
         "threads": threads,
         "mode": "mapped" if mapped else "in_memory",
+        "device": str(target),
+        "placement": feed.placement,
         "window": window,
         "windows_available": feed.n_windows,
         "shard": str(shard) if shard else "synthetic (random, in memory)",

@@ -1,4 +1,11 @@
-"""The window feed: shuffled, normalised (ECG window, ABP at its last sample) batches."""
+"""The window feed: shuffled, normalised (ECG window, ABP at its last sample) batches.
+
+Where the batches are made (`placement`): `host` gathers windows with numpy and hands CPU
+tensors over; `resident` holds the fold's signals as tensors on the training device and
+gathers and normalises there, so no batch crosses from the host (on a GPU: one copy of the
+signals per job, then only each epoch's order); `pinned` gathers on the host into page-locked
+memory and copies asynchronously, for signals too large to keep on the GPU.
+"""
 
 from collections.abc import Iterator, Sequence
 
@@ -9,6 +16,71 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ecg2abp.data.shards import Shard
 from ecg2abp.errors import InputError
 from ecg2abp.folds.normalisation import NormStats
+
+RESIDENT_SHARE = 0.25  # the most of a GPU's free memory the signals may take
+
+
+def fits_on_device(needed_bytes: int, free_bytes: int) -> bool:
+    """Whether signals of `needed_bytes` leave the GPU room for the model and its activations."""
+    return needed_bytes <= RESIDENT_SHARE * free_bytes
+
+
+def choose_placement(device: torch.device, needed_bytes: int, resident: bool | None) -> str:
+    """`resident: None` decides by the device: the host's own arrays on the CPU; on a GPU,
+    resident when the signals fit (`fits_on_device`), else pinned host memory."""
+    if resident is True:
+        return "resident"
+    if device.type == "cpu":
+        return "host"
+    if resident is False:
+        return "pinned"
+    free, _ = torch.cuda.mem_get_info(device)
+    return "resident" if fits_on_device(needed_bytes, free) else "pinned"
+
+
+class ResidentSignals:
+    """A fold's ECG and ABP, shards end to end, as tensors on one device; windows gathered there.
+
+    Normalisation applies NormStats' float32 formula with float32 operands, so on the CPU the
+    batches are bit for bit those of the host path.
+    """
+
+    def __init__(
+        self,
+        shards: Sequence[Shard],
+        shard_of: np.ndarray,
+        starts: np.ndarray,
+        *,
+        window: int,
+        stats: NormStats,
+        device: torch.device,
+    ) -> None:
+        offsets = np.cumsum([0, *(len(shard.ecg) for shard in shards)])[:-1].astype(np.int64)
+        self.window = window
+        self.ecg = _on(np.concatenate([np.asarray(s.ecg, np.float32) for s in shards]), device)
+        self.abp = _on(np.concatenate([np.asarray(s.abp, np.float32) for s in shards]), device)
+        self.starts = _on(offsets[shard_of] + starts, device)
+        self.rows = self.ecg.unfold(0, window, 1) if len(self.ecg) >= window else None
+        self.ecg_center, self.ecg_inverse, self.abp_center, self.abp_inverse = (
+            _on(np.array([value], np.float32), device)
+            for value in (
+                stats.ecg_center,
+                1.0 / stats.ecg_scale,
+                stats.abp_center,
+                1.0 / stats.abp_scale,
+            )
+        )
+
+    def batch(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised ECG [n, 1, window] and ABP [n] of window positions (a device tensor)."""
+        starts = self.starts[positions]
+        x = (self.rows[starts] - self.ecg_center) * self.ecg_inverse
+        y = (self.abp[starts + self.window - 1] - self.abp_center) * self.abp_inverse
+        return x.unsqueeze(1), y
+
+
+def _on(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array)).to(device)
 
 
 def side_ranges(side: Sequence[Sequence]) -> dict[str, tuple[int, float]]:
@@ -55,6 +127,8 @@ class WindowFeed:
         shuffle: bool = True,
         max_windows: int | None = None,
         order: np.ndarray | None = None,
+        device: torch.device | str = "cpu",
+        resident: bool | None = None,
     ) -> None:
         self.window = window
         self.stats = stats
@@ -73,6 +147,19 @@ class WindowFeed:
         self.n_windows = len(self._starts)
         # unshuffled order: positions into the starts laid end to end (default: as laid)
         self._order = np.arange(self.n_windows) if order is None else np.asarray(order, np.int64)
+        self.device = torch.device(device)
+        needed = sum(2 * 4 * len(shard.ecg) for shard in shards)  # ECG and ABP, float32
+        self.placement = choose_placement(self.device, needed, resident)
+        self._resident = None
+        if self.placement == "resident":
+            self._resident = ResidentSignals(
+                shards,
+                self._shard_of,
+                self._starts,
+                window=window,
+                stats=stats,
+                device=self.device,
+            )
 
     def windows_per_epoch(self) -> int:
         if self.max_windows is None:
@@ -113,7 +200,17 @@ class WindowFeed:
     def batches(
         self, epoch: int, start_batch: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The batches of `epoch`, from `start_batch` on (to resume mid-epoch)."""
+        """The batches of `epoch`, from `start_batch` on (to resume mid-epoch), on the device."""
         order = self.epoch_order(epoch)
-        for first in range(start_batch * self.batch_size, len(order), self.batch_size):
-            yield self.normalise(*self.gather(order[first : first + self.batch_size]))
+        firsts = range(start_batch * self.batch_size, len(order), self.batch_size)
+        if self._resident is not None:
+            on_device = torch.from_numpy(order.astype(np.int64)).to(self.device)
+            for first in firsts:
+                yield self._resident.batch(on_device[first : first + self.batch_size])
+            return
+        for first in firsts:
+            x, y = self.normalise(*self.gather(order[first : first + self.batch_size]))
+            if self.placement == "pinned":
+                x = x.pin_memory().to(self.device, non_blocking=True)
+                y = y.pin_memory().to(self.device, non_blocking=True)
+            yield x, y

@@ -118,8 +118,16 @@ def metadata(ctx: RunContext, fold: FoldData, data_hash: str) -> dict:
     }
 
 
-def _feeds(fold: FoldData, train: dict, seed: int) -> tuple[WindowFeed, WindowFeed]:
-    common = {"window": fold.window, "stats": fold.stats, "shuffle": train["shuffle"]}
+def _feeds(
+    fold: FoldData, train: dict, seed: int, device: torch.device | str = "cpu"
+) -> tuple[WindowFeed, WindowFeed]:
+    """Training and validation feeds whose batches come out on `device`."""
+    common = {
+        "window": fold.window,
+        "stats": fold.stats,
+        "shuffle": train["shuffle"],
+        "device": device,
+    }
     train_feed = WindowFeed(
         fold.shards,
         fold.starts["train"],
@@ -155,7 +163,8 @@ def train_deep(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
         width=ctx.spec.get("width", 1.0),
         **ctx.spec.get("options", {}),
     ).to(device)
-    train_feed, val_feed = _feeds(fold, train, train["seed"])
+    train_feed, val_feed = _feeds(fold, train, train["seed"], device)
+    log.info("window feed on %s: %s", device, train_feed.placement)
     trainer = Trainer(
         model=model,
         optimizer=build_optimizer(model, train),
