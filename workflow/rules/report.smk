@@ -136,10 +136,7 @@ rule report_saliency:
         CONDA_ENV
     threads: config["threads"]
     resources:
-        **scheduled(
-            config["cluster"]["runtime_minutes"]["evaluate"],
-            gpu=lambda wildcards: gpus_for(wildcards.variant),
-        ),
+        **scheduled(config["cluster"]["runtime_minutes"]["evaluate"]),  # on the CPU
     script:
         "../scripts/report_saliency.py"
 
