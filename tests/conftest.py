@@ -1,5 +1,6 @@
 """Suite-wide settings: one thread per library, so parallel work never oversubscribes 2 cores;
-the real-SLURM tests run only when asked for by name (`pytest -m slurm`)."""
+the real-SLURM tests and the extended end-to-end runs (each a pipeline of its own) run only
+when asked for by name (`pytest -m slurm`, `pytest -m extended`); CI runs both."""
 
 import os
 
@@ -9,11 +10,14 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(variable, "1")
 
 
+OPT_IN = ("slurm", "extended")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave out `slurm` tests unless the -m expression names them (any other -m keeps them out)."""
-    if "slurm" in (config.getoption("markexpr") or ""):
-        return
-    slurm = [item for item in items if item.get_closest_marker("slurm")]
-    if slurm:
-        config.hook.pytest_deselected(items=slurm)
-        items[:] = [item for item in items if not item.get_closest_marker("slurm")]
+    """Leave out opt-in tests unless the -m expression names their marker."""
+    expression = config.getoption("markexpr") or ""
+    left_out = [name for name in OPT_IN if name not in expression]
+    dropped = [item for item in items if any(item.get_closest_marker(n) for n in left_out)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]

@@ -17,6 +17,7 @@ train: {folds: [0], classical_max_windows: 5000, max_val_windows: 1000}
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_knn_beats_naive_by_far_under_paper_and_not_under_record(tmp_path):
     result = snakemake(tmp_path, "leak_gap", config=LEAK)
     assert result.returncode == 0, result.stderr[-3000:]

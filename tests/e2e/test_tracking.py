@@ -102,6 +102,7 @@ def check_view(uri: str, results: Path, tmp_path: Path) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_view_on_a_server_survives_rerun_and_outage(tracked_run, tmp_path):
     """tracked_run's files, copied, against a real server: track, track again, outage, refill."""
     work = tmp_path / "work"
@@ -140,6 +141,7 @@ def test_view_on_a_server_survives_rerun_and_outage(tracked_run, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_default_sqlite_store_with_two_training_jobs_at_once(tracked_run, tmp_path):
     uri = f"sqlite:///{tracked_run / 'results' / 'mlflow.db'}"
     check_view(uri, tracked_run / "results" / "tracked", tmp_path)

@@ -56,12 +56,15 @@ def shard_files():
     return expand(f"{RESULTS}/shards/{{part}}.h5", part=sorted(PARTS, key=natural_key))
 
 
+def is_deep(variant):
+    """A network (not a classical baseline or the naive floor)."""
+    return variant != "naive" and model_spec(config["variants"][variant]["model"]).kind == "deep"
+
+
 def gpus_for(variant):
     """Deep models can use one GPU; classical baselines, the naive floor and jobs told to run
     on the CPU (train.device: cpu) need none, so those run side by side, one per core."""
-    if variant == "naive" or config["train"]["device"] == "cpu":
-        return 0
-    return int(model_spec(config["variants"][variant]["model"]).kind == "deep")
+    return int(is_deep(variant) and config["train"]["device"] != "cpu")
 
 
 def folds():
@@ -122,7 +125,7 @@ def tracking_targets():
 # Plots and report (rules/report.smk)
 REPORT = f"{RESULTS}/report"
 SCORED = [*VARIANTS, "naive"]
-DEEP = [variant for variant in VARIANTS if gpus_for(variant)]
+DEEP = [variant for variant in VARIANTS if is_deep(variant)]
 VARIANT_PLOTS = ("bland_altman", "predicted_vs_true", "error_cdf", "error_by_band", "example")
 
 
