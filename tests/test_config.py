@@ -202,6 +202,6 @@ def test_the_demo_is_smaller_than_the_defaults_in_what_it_says():
         load_config(CONFIG_YAML),
         load_config(CONFIG_YAML, REPO / "config" / "demo.yaml"),
     )
-    assert (default["split"]["folds"], demo["split"]["folds"]) == (5, 3)
+    assert demo["split"]["folds"] < default["split"]["folds"]
     assert demo["variants"] == default["variants"] and demo["synthetic"] == default["synthetic"]
     assert (demo["threads"], demo["train"]["device"]) == (1, "cpu")
