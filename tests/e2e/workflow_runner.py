@@ -11,15 +11,17 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 # One thread per job, every job on the CPU: two jobs side by side on 2 cores (as the demo).
 SMALL = """
 experiment: e2e
-synthetic: {parts: 2, records_per_part: 12, min_seconds: 20.0, max_seconds: 40.0, seed: 1}
+synthetic: {parts: 2, records_per_part: 10, min_seconds: 20.0, max_seconds: 40.0, seed: 1}
 split: {folds: 2, block_size: 2}
 variants:
   msca_cssc_unet: {model: msca_cssc_unet, width: 0.0625}
   ridge: {model: ridge}
 run_variants: [msca_cssc_unet, ridge]
 threads: 1
-train: {epochs: 2, max_windows_per_epoch: 8000, batch_size: 128, lr: 0.003, max_val_windows: 2000,
+train: {epochs: 2, max_windows_per_epoch: 8000, batch_size: 128, lr: 0.003, max_val_windows: 1000,
         device: cpu}
+report: {saliency_windows: 32}
+mlflow: {enabled: false}  # MLflow has its own end-to-end runs (tests/e2e/test_tracking.py)
 """
 
 

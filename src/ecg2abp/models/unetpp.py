@@ -326,29 +326,6 @@ class UNetPlusPlus(BPModel):
         final = self.head_nodes[-1]
         return self.heads[final](out[final])[:, 0, -1]
 
-    @torch.no_grad()
-    def attention_maps(self, x: torch.Tensor) -> dict[str, list[torch.Tensor]]:
-        """Head-averaged attention weights [B, query channels, key channels] of each MSCA block.
-
-        Keyed by decoder node, one map per dense skip in order; runs in the model's current
-        train/eval mode (call eval() first to leave BatchNorm statistics untouched).
-        """
-        maps: dict[str, list[torch.Tensor]] = {name: [] for name in self.msca}
-        hooks = [
-            block.attention.register_forward_hook(
-                lambda _module, _args, output, name=name: maps[name].append(output[1])
-            )
-            for name, blocks in self.msca.items()
-            for block in blocks
-        ]
-        try:
-            with self.attention_as("reference"):
-                self.features(x)
-        finally:
-            for hook in hooks:
-                hook.remove()
-        return maps
-
     @contextmanager
     def attention_as(self, mode: AttentionMode) -> Iterator[None]:
         """Switch the attention mode for the duration of a block."""
