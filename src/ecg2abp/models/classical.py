@@ -27,6 +27,23 @@ SUMMARY_FEATURES = ("since_r_peak", "r_amplitude", "mean", "std", "min", "max", 
 UNREADABLE = (OSError, zipfile.BadZipFile, LookupError, ValueError, TypeError, AttributeError)
 
 
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """A model as a plain .npz of arrays (no pickle), written atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        np.savez(file, **arrays)
+
+
+def load_arrays(path: Path, file_format: str, what: str) -> dict[str, np.ndarray]:
+    """The arrays of a model saved by `save_arrays`, refused in one line if not `file_format`."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if str(saved["format"]) != file_format:
+                raise ValueError(f"format {str(saved['format'])!r}, not {file_format!r}")
+            return {name: saved[name] for name in saved.files}
+    except UNREADABLE as error:
+        raise InputError(f"{path}: not a {what} model file ({one_line(error)})") from None
+
+
 def check_integer(model: str, name: str, value: int, minimum: int) -> None:
     """Refuse an integer setting below `minimum` (or not an integer)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -125,17 +142,14 @@ class RidgeWindowModel:
             "coef": self.coef,
             "intercept": np.array(self.intercept),
         }
-        with atomic_path(path) as tmp, open(tmp, "wb") as file:
-            np.savez(file, **arrays)
+        save_arrays(path, arrays)
 
     @classmethod
     def load(cls, path: Path) -> Self:
+        saved = load_arrays(path, RIDGE_FORMAT, "ridge")
         try:
-            with np.load(path, allow_pickle=False) as saved:
-                if str(saved["format"]) != RIDGE_FORMAT:
-                    raise ValueError(f"format {str(saved['format'])!r}, not {RIDGE_FORMAT!r}")
-                window, alpha = int(saved["window"]), float(saved["alpha"])
-                coef, intercept = saved["coef"], float(saved["intercept"])
+            window, alpha = int(saved["window"]), float(saved["alpha"])
+            coef, intercept = saved["coef"], float(saved["intercept"])
         except UNREADABLE as error:
             raise InputError(f"{path}: not a ridge model file ({one_line(error)})") from None
         if coef.shape != (window,) or not np.isfinite(coef).all() or not math.isfinite(intercept):

@@ -13,15 +13,16 @@ from typing import Self
 import numpy as np
 import torch
 
-from ecg2abp.atomic import atomic_path
 from ecg2abp.errors import InputError
 from ecg2abp.models.classical import (
     UNREADABLE,
     as_targets,
     as_windows,
     check_integer,
+    load_arrays,
     not_fitted,
     one_line,
+    save_arrays,
 )
 
 KNN_FORMAT = "ecg2abp-knn-1"
@@ -100,17 +101,14 @@ class KNNWindowModel:
             "x": self.x.numpy(),
             "y": self.y,
         }
-        with atomic_path(path) as tmp, open(tmp, "wb") as file:
-            np.savez(file, **arrays)
+        save_arrays(path, arrays)
 
     @classmethod
     def load(cls, path: Path) -> Self:
+        saved = load_arrays(path, KNN_FORMAT, "knn")
         try:
-            with np.load(path, allow_pickle=False) as saved:
-                if str(saved["format"]) != KNN_FORMAT:
-                    raise ValueError(f"format {str(saved['format'])!r}, not {KNN_FORMAT!r}")
-                window, k = int(saved["window"]), int(saved["k"])
-                x, y = saved["x"], saved["y"]
+            window, k = int(saved["window"]), int(saved["k"])
+            x, y = saved["x"], saved["y"]
         except UNREADABLE as error:
             raise InputError(f"{path}: not a knn model file ({one_line(error)})") from None
         if x.ndim != 2 or x.shape[1] != window or y.shape != (len(x),):
