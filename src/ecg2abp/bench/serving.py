@@ -58,6 +58,7 @@ def untrained_model_file(folder: Path, width: float, precision: str) -> Path:
         "leaky": False,
         "fold": 0,
         "train_abp_mean": 90.0,
+        "data_fingerprint": "untrained: bench",
         "state_dict": model.state_dict(),
     }
     path = folder / f"{meta['variant']}_{precision}.pt"
