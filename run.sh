@@ -58,7 +58,7 @@ case "${1:-}" in
     .venv/bin/ruff check src tests workflow
     .venv/bin/ruff format --check src tests workflow
     .venv/bin/snakemake --lint >/dev/null || { .venv/bin/snakemake --lint; exit 1; }
-    exec .venv/bin/python -m pytest -q "$@"
+    exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"
     ;;
   *)
     echo "usage: bash run.sh demo|test [extra snakemake / pytest arguments]" >&2

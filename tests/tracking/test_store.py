@@ -57,13 +57,15 @@ def test_an_unreachable_store_is_one_warning(caplog):
     assert uri in caplog.records[0].getMessage()
 
 
-def test_jobs_never_create_a_store_or_an_experiment(tmp_path, sqlite_uri):
+def test_jobs_never_create_a_store_or_an_experiment(tmp_path):
     missing = f"sqlite:///{tmp_path / 'none' / 'mlflow.db'}"
     with pytest.raises(StoreUnreachable, match="no tracking store at"):
         connect(tracked_config(missing, "e"), create=False)
     assert not (tmp_path / "none").exists()
+    made = f"sqlite:///{tmp_path / 'made' / 'mlflow.db'}"
+    connect(tracked_config(made, "made"), create=True)  # the store exists, this experiment not
     with pytest.raises(StoreUnreachable, match="no experiment never_made in the tracking store"):
-        connect(tracked_config(sqlite_uri, "never_made"), create=False)
+        connect(tracked_config(made, "never_made"), create=False)
 
 
 def test_the_view_is_prepared_once_with_artifacts_beside_the_store(sqlite_uri):

@@ -1,6 +1,9 @@
-"""End to end: the report stage on the shared small run, and Snakemake's offline report of it."""
+"""End to end: the workflow's default target on SMALL, run once (the `small_run` fixture);
+every check here only reads its outputs. They share this module so that pytest-xdist's
+`--dist loadfile` (run.sh test) sends them, and the run, to one worker."""
 
 import base64
+import json
 import re
 
 import numpy as np
@@ -15,6 +18,35 @@ from ecg2abp.report.streaming import VariantStream
 
 VARIANTS = ("msca_cssc_unet", "ridge", "naive")
 PER_VARIANT = ("bland_altman", "predicted_vs_true", "error_cdf", "error_by_band", "example")
+
+
+@pytest.mark.slow
+def test_two_variants_two_folds(small_run):
+    tmp_path = small_run
+    results = tmp_path / "results" / "e2e"
+    for part in ("part_1", "part_2"):
+        assert (results / "shards" / f"{part}.h5").exists()
+        assert (results / "clean" / f"{part}.parquet").exists()
+        assert (tmp_path / "logs" / "e2e" / "ingest" / f"{part}.log").exists()
+    split = json.loads((results / "splits" / "record.json").read_text())
+    assert split["n_folds"] == 2
+    for variant in ("msca_cssc_unet", "ridge", "naive"):
+        for fold in (0, 1):
+            assert (results / "models" / variant / f"fold_{fold}" / "model.pt").exists()
+            assert (results / "eval" / variant / f"fold_{fold}" / "metrics.json").exists()
+            assert (tmp_path / "logs" / "e2e" / "train" / variant / f"fold_{fold}.log").exists()
+    table = pd.read_parquet(results / "metrics.parquet")
+    pooled = table[table["fold"] == -1].set_index(["variant", "level"])
+    assert (
+        pooled.loc[("msca_cssc_unet", "point"), "mae"]
+        <= 0.8 * pooled.loc[("naive", "point"), "mae"]
+    )
+    assert (pooled.xs("sbp", level="level")["n"] > 0).all()  # stride 1: whole beats predicted
+    summary = (results / "summary.md").read_text()
+    assert summary.index("| naive |") < summary.index("| msca_cssc_unet |")
+
+    again = snakemake(tmp_path, "-n", config=SMALL)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
 @pytest.mark.slow
