@@ -13,8 +13,8 @@ Two searches, chosen by the `index` option (`auto`: exact below IVF_FROM trainin
   training windows: too slow for the paper's 1.15 M (half an hour for its test set on 2 cores).
 - `ivf`: faiss's inverted file. k-means on a sample cuts the training windows into 2·√n cells;
   a query is compared with the windows of its `nprobe` nearest cells only. Over paper-style
-  windows it found the exact nearest window for every sampled query, 35× faster than exact
-  search (`ecg2abp bench knn`; the README gives the figures). An inverted file rather than a
+  windows it found the exact nearest window for every sampled query, about 30× faster than
+  exact search (`ecg2abp bench knn`; the README gives the figures). An inverted file rather than a
   graph (HNSW, not measured): its build is a few k-means iterations on a sample and one
   assignment pass, and its state is two plain arrays (centroids, the cell of each window)
   that save with the rest and rebuild the same index at load, with no faiss binary to parse.
