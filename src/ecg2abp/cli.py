@@ -123,7 +123,15 @@ def cmd_bench_ingest(args: argparse.Namespace) -> None:
 def cmd_bench_knn(args: argparse.Namespace) -> None:
     from ecg2abp.bench.knn import bench_knn
 
-    print(json.dumps(bench_knn(train=args.train, queries=args.queries, threads=args.threads)))
+    result = bench_knn(
+        train=args.train,
+        queries=args.queries,
+        threads=args.threads,
+        fraction=args.fraction,
+        index=args.index,
+        **({} if args.nprobe is None else {"nprobe": args.nprobe}),
+    )
+    print(json.dumps(result))
 
 
 def cmd_bench_model(args: argparse.Namespace) -> None:
@@ -392,10 +400,17 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_bench.add_argument("--config", help="config YAML (default: built-in defaults)")
     ingest_bench.add_argument("--bandpass", action="store_true", help="keep the ECG band-pass on")
     ingest_bench.set_defaults(run=cmd_bench_ingest)
-    knn_bench = benches.add_parser("knn", help="knn query speed over paper-scale training data")
+    knn_bench = benches.add_parser(
+        "knn", help="knn build time, query speed and recall vs exact over paper-style windows"
+    )
     knn_bench.add_argument("--train", type=int, default=1_150_000, help="training windows")
-    knn_bench.add_argument("--queries", type=int, default=2048, help="query windows (2048)")
-    knn_bench.add_argument("--threads", type=int, default=2, help="torch threads (2)")
+    knn_bench.add_argument("--queries", type=int, default=2048, help="test windows timed (2048)")
+    knn_bench.add_argument("--threads", type=int, default=2, help="threads (2)")
+    knn_bench.add_argument(
+        "--fraction", type=float, default=0.005, help="share of stride-1 windows drawn (0.005)"
+    )
+    knn_bench.add_argument("--index", default="auto", help="knn option index (auto)")
+    knn_bench.add_argument("--nprobe", type=int, help="knn option nprobe (the model's default)")
     knn_bench.set_defaults(run=cmd_bench_knn)
     for what in ("train", "infer"):
         model_bench = benches.add_parser(what, help=f"{what} windows/s, reference vs fast paths")

@@ -20,6 +20,8 @@ def configure(log_file: Path | str | None = None, level: int = logging.INFO) -> 
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file, mode="w"))
     logging.basicConfig(level=level, format=FORMAT, handlers=handlers, force=True)
+    # faiss logs at INFO which of its SIMD builds it tried to load: noise in every job's log
+    logging.getLogger("faiss.loader").setLevel(max(level, logging.WARNING))
 
 
 class _Tee:

@@ -77,7 +77,7 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec(
             "knn",
             "classical",
-            "baseline: target of the nearest training window (scores what near-copies leak)",
+            "baseline: the target of the nearest training window (the leak's measure)",
             "ecg2abp.models.knn:build_knn",
         ),
         ModelSpec(
