@@ -90,7 +90,9 @@ class KNNWindowModel:
             raise InputError(f"model knn: k = {self.k} but only {len(x)} training windows")
         self.x = torch.from_numpy(np.ascontiguousarray(x, np.float32))
         self.y = np.asarray(y, np.float64)
-        self._norms = (self.x.double() ** 2).sum(1).float()
+        self._norms = torch.cat(  # in float64 a block at a time: no full-size double copy
+            [(block.double() ** 2).sum(1).float() for block in self.x.split(TRAIN_BLOCK)]
+        )
 
     def neighbours(self, x: np.ndarray) -> np.ndarray:
         """Indices [n, k] of the nearest training windows, nearest first."""
