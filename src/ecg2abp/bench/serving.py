@@ -74,10 +74,10 @@ def _serving_model(folder: Path, path_name: str, width: float):
     if path_name != "onnxruntime":
         return load_model(model_file)
     from ecg2abp.serving.export import export_onnx
-    from ecg2abp.serving.inputs import InputRecord
+    from ecg2abp.serving.inputs import in_memory
 
     tile = synth_record(np.random.default_rng(1), int(10 * FS))[0]
-    check = [InputRecord("bench", FS, FS, tile, None)]
+    check = [in_memory("bench", FS, tile)]
     onnx_file = folder / "model.onnx"
     export_onnx(model_file, onnx_file, check)
     return load_model(onnx_file)
