@@ -226,14 +226,15 @@ class StretchBeats:
             self._undecided.append(candidate)
 
     def _prominences(self, y: np.ndarray, owners: list, final: bool) -> None:
-        """Prominences of the candidates whose scans to the right have ended."""
-        pending = {id(c) for c in self._z_cand if c is not None} if not final else set()
-        index = [i for i, c in enumerate(owners) if c is not None and math.isnan(c.prominence)]
-        index = [i for i in index if id(owners[i]) not in pending]
-        if final:
-            y, index = self._z, [i for i, c in enumerate(self._z_cand) if c is not None]
-            owners = self._z_cand
-            index = [i for i in index if math.isnan(owners[i].prominence)]
+        """Prominences of the candidates whose scans to the right have ended (at the end: all)."""
+        if final:  # the scans still waiting end at the stretch's end
+            y, owners = self._z, self._z_cand
+        waiting = set() if final else {id(c) for c in self._z_cand if c is not None}
+        index = [
+            i
+            for i, c in enumerate(owners)
+            if c is not None and math.isnan(c.prominence) and id(c) not in waiting
+        ]
         if index:
             values = peak_prominences(y, np.array(index))[0]
             for i, value in zip(index, values.tolist(), strict=True):
