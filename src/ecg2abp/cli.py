@@ -219,7 +219,12 @@ def cmd_bench_predict(args: argparse.Namespace) -> None:
     from ecg2abp.bench.serving import bench_predict
 
     for line in bench_predict(
-        width=args.width, hours=args.hours, full_seconds=args.full_seconds, paths=args.paths
+        width=args.width,
+        hours=args.hours,
+        full_seconds=args.full_seconds,
+        paths=args.paths,
+        source=args.input,
+        source_fs=args.source_fs,
     ):
         print(json.dumps(line), flush=True)
 
@@ -437,6 +442,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serving_bench.add_argument(
         "--paths", nargs="+", default=["fp32", "bf16", "onnxruntime"], help="paths to time"
+    )
+    serving_bench.add_argument(
+        "--input",
+        choices=["memory", "wfdb"],
+        default="memory",
+        help="memory: synthetic ECG fed to the pipeline; wfdb: predict_file on a WFDB record "
+        "written first (the real file path)",
+    )
+    serving_bench.add_argument(
+        "--source-fs", type=float, default=125.0, help="rate of the WFDB record (125 Hz)"
     )
     serving_bench.set_defaults(run=cmd_bench_predict)
 

@@ -1,6 +1,7 @@
 """Readers: format detection by content, the Kaggle / UCI / WFDB layouts, bad input."""
 
 import tracemalloc
+from fractions import Fraction
 from pathlib import Path
 
 import h5py
@@ -9,6 +10,7 @@ import pytest
 import scipy.io
 import wfdb
 from real_record import REAL_RECORD
+from scipy.signal import resample_poly
 
 from ecg2abp.data import readers
 from ecg2abp.data.readers import Record, detect_format, iter_records
@@ -380,3 +382,25 @@ def test_wfdb_bad_input(tmp_path):
     write_wfdb(folder, "r", 125.0, {"II": slow_wave(100, 125.0)})
     (folder / "r.dat").unlink()
     assert message_of(folder).startswith(f"{folder / 'r.hea'}: record broken/r: cannot read")
+
+
+@pytest.mark.parametrize("fs", [360.0, 500.0, 257.3, 125.0])
+def test_resampling_block_by_block_equals_resampling_the_whole_signal(fs):
+    rng = np.random.default_rng(int(fs))
+    signal = rng.normal(size=7000)
+    signal[3000:3040] = np.nan  # NaN spreads over the filter's reach, the same way
+    n_out = readers._output_length(len(signal), fs, 125.0)
+    ratio = Fraction(125.0 / fs).limit_denominator(readers.MAX_RATE_TERMS)
+    whole = resample_poly(signal, ratio.numerator, ratio.denominator)[:n_out]
+    whole = np.concatenate([whole, np.full(n_out - len(whole), np.nan)])  # a ratio falling short
+    for sizes in ([1, 2, 3] * 40 + [997] * 8, rng.integers(1, 1500, 30).tolist(), [len(signal)]):
+        resampler, pieces, first = readers.Resampler(fs, 125.0), [], 0
+        for size in sizes:
+            pieces.append(resampler.push(signal[first : first + size]))
+            first += size
+        pieces.append(resampler.push(signal[first:], final=True))
+        chunked = np.concatenate(pieces)
+        assert chunked.shape == (n_out,)
+        np.testing.assert_array_equal(np.isnan(chunked), np.isnan(whole))
+        np.testing.assert_allclose(chunked, whole, rtol=1e-12, equal_nan=True)
+    np.testing.assert_array_equal(readers._at_rate(signal, fs, 125.0, n_out), chunked)

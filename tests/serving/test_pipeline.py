@@ -27,7 +27,7 @@ def run(model, ecg: np.ndarray, sizes: list[int] | None, extremes=None) -> Rows:
 
 @pytest.fixture(scope="module")
 def real_ecg() -> np.ndarray:
-    return next(iter(read_inputs(REAL_RECORD, fs=FS, min_source_fs=80.0))).ecg[: 40 * 125]
+    return next(iter(read_inputs(REAL_RECORD, fs=FS, min_source_fs=80.0))).ecg()[: 40 * 125]
 
 
 def with_artefacts(ecg: np.ndarray) -> np.ndarray:

@@ -21,8 +21,10 @@ from ecg2abp.cli import main
 from ecg2abp.data.readers import iter_records
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS
+from ecg2abp.serving.beats import RecordBeats
 from ecg2abp.serving.ensemble import NOTICE, load_model
 from ecg2abp.serving.external import evaluate_external
+from ecg2abp.serving.inputs import InputRecord
 from ecg2abp.serving.outputs import beat_table
 from ecg2abp.serving.predict import InputOptions, predict_file
 from ecg2abp.serving.stream import run_stream
@@ -68,13 +70,13 @@ def test_predict_real_record_rows_metadata_beats_plot(model_file, tmp_path):
 
 
 def test_beats_are_found_on_the_predicted_waveform_with_the_pipeline_finder():
-    from ecg2abp.serving.inputs import InputRecord
-
     t = np.arange(1250) / 125.0
     abp = 90 + 25 * np.maximum(np.sin(2 * np.pi * 1.2 * t), -0.4)
     abp[600:650] = np.nan  # two predicted stretches
-    record = InputRecord("r", 125.0, 250.0, np.zeros(1250), None)
-    beats = beat_table(record, 100, abp).to_pandas()
+    record = InputRecord("r", 125.0, 250.0, source=None)
+    finder = RecordBeats(125.0)
+    found = [finder.push(100 + np.arange(1250), abp), finder.finish()]
+    beats = pd.concat([beat_table(record, *f).to_pandas() for f in found])
     assert len(beats) >= 7  # 12 cycles; beats need a foot either side, none across the gap
     np.testing.assert_allclose(beats["sbp"], 115.0, atol=0.1)
     np.testing.assert_allclose(beats["dbp"], 80.0, atol=0.1)

@@ -1,9 +1,12 @@
 """`ecg2abp bench predict`: the causal prediction pipeline's speed and memory on long ECG.
 
-Each (path, duration) runs in a fresh process on one thread: an untrained model of the given
-width (speed does not depend on the weights) is fed synthetic ECG in the pipeline's chunks, so
-no whole recording is ever held. Reported: predictions/s, the real-time factor (predictions/s
-÷ the model's 125 Hz: how many live patients one core follows) and the process's peak RSS.
+Each (path, duration) runs in a fresh process on one thread with an untrained model of the given
+width (speed does not depend on the weights). Input `memory` feeds synthetic ECG to the pipeline
+in its chunks, so no whole recording is ever held; input `wfdb` first writes a synthetic WFDB
+record of that length (at `source_fs`) and runs `predict_file` on it: the real file path with
+its reading, resampling, two passes and Parquet output. Reported: predictions/s, the real-time
+factor (predictions/s ÷ the model's 125 Hz: how many live patients one core follows) and the
+process's peak RSS.
 """
 
 import multiprocessing
@@ -17,6 +20,7 @@ from queue import Empty
 
 import numpy as np
 import torch
+import wfdb
 
 from ecg2abp import models
 from ecg2abp.data.cleaning import CleaningSettings, ecg_extremes
@@ -26,6 +30,7 @@ from ecg2abp.folds.normalisation import NormStats
 from ecg2abp.training.jobs import FORMAT_VERSION
 
 PATHS = ("fp32", "bf16", "onnxruntime")
+INPUTS = ("memory", "wfdb")
 MODEL = "msca_cssc_unet"
 FS = 125.0
 WINDOW = 88
@@ -74,38 +79,44 @@ def _serving_model(folder: Path, path_name: str, width: float):
     if path_name != "onnxruntime":
         return load_model(model_file)
     from ecg2abp.serving.export import export_onnx
-    from ecg2abp.serving.inputs import InputRecord
+    from ecg2abp.serving.inputs import in_memory
 
     tile = synth_record(np.random.default_rng(1), int(10 * FS))[0]
-    check = [InputRecord("bench", FS, FS, tile, None)]
+    check = [in_memory("bench", FS, tile)]
     onnx_file = folder / "model.onnx"
     export_onnx(model_file, onnx_file, check)
     return load_model(onnx_file)
 
 
-def _run(path_name: str, width: float, seconds: float, queue) -> None:
-    """Child process: one path over `seconds` of ECG; puts its result on `queue`."""
+def _run(path_name: str, width: float, seconds: float, record: str | None, queue) -> None:
+    """Child process: one path over `seconds` of ECG (or the WFDB `record`); puts its result."""
     torch.set_num_threads(1)
     from ecg2abp.serving.pipeline import CausalPipeline
+    from ecg2abp.serving.predict import predict_file
 
     with tempfile.TemporaryDirectory() as folder:
         model = _serving_model(Path(folder), path_name, width)
         tile = synth_record(np.random.default_rng(0), int(TILE_SECONDS * FS))[0]
-        pipeline = CausalPipeline(model, "bench", extremes=ecg_extremes(tile), batch_size=1024)
-        total = int(seconds * FS)
-        predictions = 0
         started = time.perf_counter()
-        for first in range(0, total, CHUNK):
-            n = min(CHUNK, total - first)
-            positions = (first + np.arange(n)) % len(tile)
-            predictions += int(np.count_nonzero(pipeline.push(tile[positions]).flag == 0))
-        predictions += int(np.count_nonzero(pipeline.finish().flag == 0))
+        if record is not None:
+            out = Path(folder) / "predictions.parquet"
+            predictions = predict_file(Path(folder), Path(record), out, model=model)["predicted"]
+        else:
+            pipeline = CausalPipeline(model, "bench", extremes=ecg_extremes(tile), batch_size=1024)
+            total = int(seconds * FS)
+            predictions = 0
+            for first in range(0, total, CHUNK):
+                n = min(CHUNK, total - first)
+                positions = (first + np.arange(n)) % len(tile)
+                predictions += int(np.count_nonzero(pipeline.push(tile[positions]).flag == 0))
+            predictions += int(np.count_nonzero(pipeline.finish().flag == 0))
         elapsed = time.perf_counter() - started
     rate = predictions / elapsed
     queue.put(
         {
             "bench": "predict",
             "path": path_name,
+            "input": "memory" if record is None else "wfdb",
             "model": MODEL,
             "width": width,
             "threads": 1,
@@ -119,10 +130,11 @@ def _run(path_name: str, width: float, seconds: float, queue) -> None:
     )
 
 
-def _in_child(path_name: str, width: float, seconds: float) -> dict:
+def _in_child(path_name: str, width: float, seconds: float, record: Path | None = None) -> dict:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    child = context.Process(target=_run, args=(path_name, width, seconds, queue))
+    where = None if record is None else str(record)
+    child = context.Process(target=_run, args=(path_name, width, seconds, where, queue))
     child.start()
     while child.is_alive() or not queue.empty():
         try:
@@ -133,20 +145,52 @@ def _in_child(path_name: str, width: float, seconds: float) -> dict:
     raise InputError(f"bench predict: the {path_name} run failed (exit code {child.exitcode})")
 
 
+def write_long_record(folder: Path, seconds: float, fs: float) -> Path:
+    """A one-lead (II) WFDB record of `seconds` of synthetic ECG at `fs` (a repeated minute)."""
+    tile = synth_record(np.random.default_rng(0), int(TILE_SECONDS * fs), fs)[0]
+    n = int(seconds * fs)
+    ecg = np.tile(tile, -(-n // len(tile)))[:n]
+    wfdb.wrsamp(
+        "bench",
+        fs=fs,
+        units=["mV"],
+        sig_name=["II"],
+        p_signal=ecg[:, None],
+        fmt=["16"],
+        adc_gain=[1000.0],
+        baseline=[0],
+        write_dir=str(folder),
+    )
+    return folder / "bench.hea"
+
+
+def _measured(path_name: str, width: float, seconds: float, source: str, source_fs: float) -> dict:
+    """One run in a fresh process, on a record written first for the `wfdb` input."""
+    if source == "memory":
+        return _in_child(path_name, width, seconds)
+    with tempfile.TemporaryDirectory() as folder:
+        record = write_long_record(Path(folder), seconds, source_fs)
+        return {**_in_child(path_name, width, seconds, record), "source_fs": source_fs}
+
+
 def bench_predict(
     *,
     width: float = 0.0625,
     hours: Sequence[float] = (1.0, 3.0),
     full_seconds: float = 60.0,
     paths: Sequence[str] = PATHS,
+    source: str = "memory",
+    source_fs: float = FS,
 ) -> Iterator[dict]:
     """One result per (path, duration) at `width`, then per path at full width (if asked)."""
     unknown = [p for p in paths if p not in PATHS]
     if unknown:
         raise InputError(f"bench predict: unknown path {unknown[0]!r} (known: {', '.join(PATHS)})")
+    if source not in INPUTS:
+        raise InputError(f"bench predict: unknown input {source!r} (known: {', '.join(INPUTS)})")
     for path_name in paths:
         for duration in hours:
-            yield _in_child(path_name, width, duration * 3600.0)
+            yield _measured(path_name, width, duration * 3600.0, source, source_fs)
     if full_seconds > 0:
         for path_name in paths:
-            yield _in_child(path_name, 1.0, full_seconds)
+            yield _measured(path_name, 1.0, full_seconds, source, source_fs)

@@ -117,13 +117,61 @@ def _at_rate(signal: np.ndarray | None, fs: float, target_fs: float, n_out: int)
     """One channel as contiguous float64 at `target_fs`, exactly `n_out` long (None: all NaN)."""
     if signal is None:
         return np.full(n_out, np.nan)
-    signal = np.ascontiguousarray(signal, dtype=np.float64)
-    if fs != target_fs and signal.size:
-        ratio = Fraction(target_fs / fs).limit_denominator(MAX_RATE_TERMS)
-        signal = resample_poly(signal, ratio.numerator, ratio.denominator)
+    resampler = Resampler(fs, target_fs)
+    signal = resampler.push(signal, final=True)
     if signal.size >= n_out:
         return signal[:n_out]
     return np.concatenate([signal, np.full(n_out - signal.size, np.nan)])
+
+
+class Resampler:
+    """scipy's `resample_poly` from `fs` to `target_fs` over a stream fed in blocks of any size.
+
+    The output equals resampling the whole signal at once: every output sample is computed from
+    a block that holds all the input its filter reaches, and the blocks start at multiples of
+    `down` so that they keep the whole signal's polyphase alignment. Once final, the output is
+    `_output_length(n)` long for `n` inputs (NaN-padded where the rational ratio falls short).
+    """
+
+    def __init__(self, fs: float, target_fs: float) -> None:
+        ratio = Fraction(target_fs / fs).limit_denominator(MAX_RATE_TERMS) if fs != target_fs else 1
+        self.fs, self.target_fs = fs, target_fs
+        self.up, self.down = ratio.numerator, ratio.denominator
+        # resample_poly's default filter has 10 * max(up, down) taps either side of its centre
+        # and pads it by up to `down` taps; its reach in upsampled samples either side:
+        self.reach = 10 * max(self.up, self.down) + self.down
+        self._held = np.zeros(0)  # inputs from _start on
+        self._start = 0  # a multiple of down
+        self._received = 0
+        self._next = 0  # index of the next output
+
+    def push(self, block: np.ndarray, final: bool = False) -> np.ndarray:
+        """The output samples that `block` (the next inputs) made final; all the rest if `final`."""
+        block = np.asarray(block, dtype=np.float64)
+        self._received += len(block)
+        total = _output_length(self._received, self.fs, self.target_fs)
+        if self.up == self.down:
+            out = block[: total - self._next]
+            self._next += len(out)
+            return np.ascontiguousarray(out)
+        self._held = np.concatenate([self._held, block])
+        if final:
+            upto = total
+        else:  # outputs whose reach ends inside what was received
+            upto = ((self._received - 1) * self.up - self.reach) // self.down + 1
+            upto = max(self._next, min(upto, total))
+        if upto == self._next:
+            return np.zeros(0)
+        first = self._start * self.up // self.down  # output index of the block's first output
+        computed = resample_poly(self._held, self.up, self.down)[self._next - first : upto - first]
+        out = np.concatenate([computed, np.full(upto - self._next - len(computed), np.nan)])
+        self._next = upto
+        # keep the inputs that the next output reaches, from a multiple of down
+        needed = max(0, (upto * self.down - self.reach) // self.up)
+        start = max(self._start, needed // self.down * self.down)
+        self._held = self._held[start - self._start :]
+        self._start = start
+        return out
 
 
 # --- MATLAB layouts -----------------------------------------------------------------------------
@@ -275,3 +323,47 @@ def _wfdb_channel(
         return _at_rate(None, stored.fs, target_fs, n_out)
     channel_fs = stored.fs * stored.samps_per_frame[index]
     return _at_rate(stored.e_p_signal[index], channel_fs, target_fs, n_out)
+
+
+@dataclass(frozen=True)
+class WfdbLayout:
+    """A WFDB record's channel names, frame rate, samples per frame and length in frames."""
+
+    names: list[str]
+    fs: float
+    per_frame: list[int]
+    frames: int
+
+    def rate(self, channel: int) -> float:
+        return self.fs * self.per_frame[channel]
+
+
+def wfdb_layout(header: Path) -> WfdbLayout:
+    """The layout of a single- or multi-segment record (the latter's names from its first frame)."""
+    base = str(header.with_suffix(""))
+    with _translated(str(header), "cannot read WFDB header"):
+        head = wfdb.rdheader(base)
+        if isinstance(head, wfdb.MultiRecord) and head.sig_len:
+            first = wfdb.rdrecord(base, sampto=1, smooth_frames=False)
+            names, per_frame = first.sig_name, first.samps_per_frame
+        else:
+            names, per_frame = head.sig_name or [], head.samps_per_frame or []
+    return WfdbLayout(list(names), float(head.fs), list(per_frame), int(head.sig_len or 0))
+
+
+def wfdb_blocks(
+    header: Path, layout: WfdbLayout, channel: int, samples: int, where: str
+) -> Iterator[np.ndarray]:
+    """One channel of a WFDB record at its own rate, about `samples` samples at a time."""
+    base = str(header.with_suffix(""))
+    frames = max(1, samples // layout.per_frame[channel])
+    for first in range(0, layout.frames, frames):
+        with _translated(where, "cannot read WFDB record"):
+            stored = wfdb.rdrecord(
+                base,
+                sampfrom=first,
+                sampto=min(layout.frames, first + frames),
+                channel_names=[layout.names[channel]],
+                smooth_frames=False,
+            )
+        yield np.asarray(stored.e_p_signal[0], dtype=np.float64)

@@ -39,7 +39,7 @@ def _real_windows(predictor, records: list[InputRecord], rng: np.random.Generato
     window = predictor.window
     found = []
     for record in records:
-        ecg = np.nan_to_num(record.ecg.astype(np.float32))
+        ecg = np.nan_to_num(record.ecg().astype(np.float32))
         if len(ecg) >= window:
             found.append(sliding_window_view(ecg, window))
     if not found:

@@ -47,15 +47,17 @@ def evaluate_external(
     ok = False
     try:
         for record in model_inputs(model, Path(input_path), options or InputOptions()):
-            if record.abp is None:
+            abp = record.abp()  # cleaning and scoring take the whole record
+            if abp is None:
                 raise InputError(f"{input_path}: record {record.record_id} has no ABP to score")
+            whole = record.ecg()
             n_records += 1
-            n_samples += len(record.ecg)
-            cleaned = clean_record(record.ecg, record.abp, fs, settings)
+            n_samples += len(whole)
+            cleaned = clean_record(whole, abp, fs, settings)
             removed = {reason: removed[reason] + cleaned.removed[reason] for reason in REASONS}
             for start, stop in cleaned.segments:
-                ecg = filter_ecg_segment(record.ecg[start:stop], fs, settings)
-                true = record.abp[start:stop]
+                ecg = filter_ecg_segment(whole[start:stop], fs, settings)
+                true = abp[start:stop]
                 predicted = np.full(len(true), np.nan)
                 if len(ecg) >= window:
                     windows = sliding_window_view(ecg, window)

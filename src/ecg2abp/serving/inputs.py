@@ -1,17 +1,22 @@
 """Recordings to predict on: part files (either layout), WFDB records, CSV/Parquet ECG columns.
 
-Every input is brought to the model's rate with the readers' polyphase resampling; each record
-keeps its original rate so that outputs can name the sample of the original recording.
+A record is read on demand, block by block, so that hours of ECG never sit in memory: WFDB
+records through wfdb's sample ranges, CSV in pandas chunks, Parquet in pyarrow batches. Each
+block is brought to the model's rate by the readers' streaming polyphase resampling, which
+equals resampling the whole record. Part files (MATLAB v5 / v7.3) hold ~1,000 short records
+each and are read whole by design. Each record keeps its original rate so that outputs can
+name the sample of the original recording.
 """
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import wfdb
+import pyarrow.parquet as pq
 
 from ecg2abp.data import readers
 from ecg2abp.errors import InputError
@@ -19,21 +24,64 @@ from ecg2abp.errors import InputError
 TABLE_SUFFIXES = (".csv", ".parquet")
 ECG_COLUMN = "ecg"
 DEFAULT_LEAD = "II"
+BLOCK_SAMPLES = 1 << 15  # source samples read at a time
+
+Blocks = Callable[[int], Iterator[np.ndarray]]
+
+
+def _no_abp() -> None:
+    return None
 
 
 @dataclass(frozen=True)
 class InputRecord:
-    """One recording at the model's rate `fs`; `source_fs` is the rate it was recorded at."""
+    """One recording, read on demand and brought to the model's rate `fs`.
+
+    `source(n)` reads the ECG afresh at its own rate `source_fs`, about `n` samples at a time;
+    `abp()` reads the whole ABP at `fs` (None when the input carries none)."""
 
     record_id: str
     fs: float
     source_fs: float
-    ecg: np.ndarray  # float64 at fs
-    abp: np.ndarray | None  # float64 at fs, None when the input carries no ABP
+    source: Blocks
+    abp: Callable[[], np.ndarray | None] = _no_abp
+    source_length: int | None = None  # ECG samples at source_fs, when known before reading
 
     def source_samples(self, index: np.ndarray) -> np.ndarray:
         """Sample numbers in the original recording of samples `index` at the model's rate."""
         return np.floor(np.asarray(index) * (self.source_fs / self.fs) + 1e-9).astype(np.int64)
+
+    @property
+    def length(self) -> int | None:
+        """ECG samples at the model's rate, when known before reading."""
+        if self.source_length is None:
+            return None
+        return readers._output_length(self.source_length, self.source_fs, self.fs)
+
+    def ecg_chunks(self, size: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+        """The ECG at `fs` in consecutive non-empty pieces, resampled piece by piece."""
+        resampler = readers.Resampler(self.source_fs, self.fs)
+        for block in self.source(size):
+            piece = resampler.push(block)
+            if len(piece):
+                yield piece
+        rest = resampler.push(np.zeros(0), final=True)
+        if len(rest):
+            yield rest
+
+    def ecg(self) -> np.ndarray:
+        """The whole ECG at `fs` (for whole-record uses: external evaluation, export checks)."""
+        return np.concatenate([np.zeros(0), *self.ecg_chunks()])
+
+
+def in_memory(record_id: str, fs: float, ecg: np.ndarray) -> InputRecord:
+    """A record of ECG already at the model's rate `fs`."""
+    return InputRecord(record_id, fs, fs, partial(_slices, ecg), source_length=len(ecg))
+
+
+def _slices(signal: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for first in range(0, len(signal), size):
+        yield signal[first : first + size]
 
 
 def lowest_rate(band: tuple[float, float] | None, fs: float) -> float:
@@ -58,8 +106,8 @@ def read_inputs(
         if source_fs is None:
             raise InputError(f"{path}: a table of ECG samples needs --fs (its sampling rate)")
         _check_rate(path, source_fs, min_source_fs)
-        ecg = _table_column(path, column)
-        yield InputRecord(path.stem, fs, source_fs, _resampled(ecg, source_fs, fs), None)
+        blocks, length = _table_column(path, column)
+        yield InputRecord(path.stem, fs, source_fs, blocks, source_length=length)
         return
     if column is not None:
         raise InputError(f"{path}: --column applies to CSV/Parquet input only")
@@ -68,8 +116,16 @@ def read_inputs(
         yield from _wfdb_inputs(path, fs, min_source_fs, lead)
         return
     _check_rate(path, readers.MATLAB_FS, min_source_fs)
-    for record in readers.iter_records(path, target_fs=fs):
-        yield InputRecord(record.record_id, fs, readers.MATLAB_FS, record.ecg, record.abp)
+    for record in readers.iter_records(path, target_fs=readers.MATLAB_FS):
+        n_out = readers._output_length(len(record.ecg), readers.MATLAB_FS, fs)
+        yield InputRecord(
+            record.record_id,
+            fs,
+            readers.MATLAB_FS,
+            partial(_slices, record.ecg),
+            partial(readers._at_rate, record.abp, readers.MATLAB_FS, fs, n_out),
+            len(record.ecg),
+        )
 
 
 def _check_rate(where: Path | str, source_fs: float, min_source_fs: float) -> None:
@@ -82,49 +138,82 @@ def _check_rate(where: Path | str, source_fs: float, min_source_fs: float) -> No
         )
 
 
-def _resampled(ecg: np.ndarray, source_fs: float, fs: float) -> np.ndarray:
-    n_out = math.ceil(len(ecg) * fs / source_fs - 1e-9)
-    return readers._at_rate(ecg, source_fs, fs, n_out)
+def _table_column(path: Path, column: str | None) -> tuple[Blocks, int | None]:
+    """The ECG column of a CSV/Parquet table (`column`, else `ecg`, else the only column) as
+    blocks, and its length when the file tells it."""
+    parquet = path.suffix.lower() == ".parquet"
+    with readers._translated(str(path), "cannot read table"):
+        if parquet:
+            table = pq.ParquetFile(path)
+            index = (table.schema_arrow.pandas_metadata or {}).get("index_columns", [])
+            columns = [name for name in table.schema_arrow.names if name not in index]
+            length = table.metadata.num_rows
+        else:
+            columns, length = list(pd.read_csv(path, nrows=0).columns), None
+    name = _ecg_column(path, columns, column)
+    return partial(_table_blocks, path, name, parquet), length
 
 
-def _table_column(path: Path, column: str | None) -> np.ndarray:
-    """The ECG column of a CSV/Parquet table: `column`, else `ecg`, else the only column."""
-    try:
-        table = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
-    except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
-        raise InputError(f"{path}: cannot read table ({readers._reason(exc)})") from None
-    names = {str(name).lower(): name for name in table.columns}
+def _table_blocks(path: Path, name: str, parquet: bool, size: int) -> Iterator[np.ndarray]:
+    """Column `name` of a table as float64 blocks of `size` rows (non-numbers read as NaN)."""
+    with readers._translated(str(path), "cannot read table"):
+        if parquet:
+            batches = pq.ParquetFile(path).iter_batches(batch_size=size, columns=[name])
+            values = (batch.column(0).to_numpy(zero_copy_only=False) for batch in batches)
+        else:
+            chunks = pd.read_csv(path, usecols=[name], chunksize=size)
+            values = (chunk[name].to_numpy() for chunk in chunks)
+        for block in values:
+            yield pd.to_numeric(block, errors="coerce").astype(np.float64)
+
+
+def _ecg_column(path: Path, columns: list, column: str | None) -> str:
+    """The name of the ECG column among `columns` (matched ignoring case)."""
+    names = {str(name).lower(): name for name in columns}
     wanted = column or (ECG_COLUMN if ECG_COLUMN in names else None)
-    if wanted is None and len(table.columns) == 1:
-        wanted = str(table.columns[0])
+    if wanted is None and len(columns) == 1:
+        wanted = str(columns[0])
     if wanted is None or wanted.lower() not in names:
-        found = ", ".join(map(str, table.columns)) or "none"
+        found = ", ".join(map(str, columns)) or "none"
         raise InputError(f"{path}: no ECG column {wanted or ECG_COLUMN!r} (columns: {found})")
-    values = pd.to_numeric(table[names[wanted.lower()]], errors="coerce")
-    return values.to_numpy(dtype=np.float64)
-
-
-def _wfdb_lead(header: Path, lead: str | None) -> tuple[str, float]:
-    """The ECG channel to read (named `lead`, default II, else the first ECG lead) and its rate."""
-    try:
-        head = wfdb.rdheader(str(header.with_suffix("")))
-    except Exception as exc:
-        raise InputError(f"{header}: cannot read WFDB header ({readers._reason(exc)})") from None
-    names = list(head.sig_name or [])
-    wanted = [lead] if lead else [DEFAULT_LEAD, *readers.ECG_LEADS]
-    index = readers._channel(names, wanted)
-    if index is None:
-        asked = f"lead {lead!r}" if lead else "ECG lead"
-        raise InputError(f"{header}: no {asked} (channels: {', '.join(names) or 'none'})")
-    return names[index], float(head.fs) * (head.samps_per_frame or [1] * len(names))[index]
+    return names[wanted.lower()]
 
 
 def _wfdb_inputs(
     path: Path, fs: float, min_source_fs: float, lead: str | None
 ) -> Iterator[InputRecord]:
+    folder = path.resolve() if path.is_dir() else path.resolve().parent
+    wanted = [lead] if lead else [DEFAULT_LEAD, *readers.ECG_LEADS]
     for header in readers._wfdb_headers(path):
-        name, channel_fs = _wfdb_lead(header, lead)
-        _check_rate(header, channel_fs, min_source_fs)
-        for record in readers.iter_records(header, ecg_lead=name, target_fs=fs):
-            abp = None if np.isnan(record.abp).all() else record.abp
-            yield InputRecord(record.record_id, fs, channel_fs, record.ecg, abp)
+        layout = readers.wfdb_layout(header)
+        ecg = readers._channel(layout.names, wanted)
+        if ecg is None:
+            asked = f"lead {lead!r}" if lead else "ECG lead"
+            channels = ", ".join(layout.names) or "none"
+            raise InputError(f"{header}: no {asked} (channels: {channels})")
+        source_fs = layout.rate(ecg)
+        _check_rate(header, source_fs, min_source_fs)
+        record_id = f"{folder.name}/{header.stem}"
+        where = f"{header}: record {record_id}"
+        length = layout.frames * layout.per_frame[ecg]
+        n_out = readers._output_length(length, source_fs, fs)
+        yield InputRecord(
+            record_id,
+            fs,
+            source_fs,
+            partial(readers.wfdb_blocks, header, layout, ecg, where=where),
+            partial(_wfdb_abp, header, layout, where, fs, n_out),
+            length,
+        )
+
+
+def _wfdb_abp(
+    header: Path, layout: readers.WfdbLayout, where: str, fs: float, n_out: int
+) -> np.ndarray | None:
+    """The whole ABP channel at `fs`, `n_out` long; None when there is none or it is all NaN."""
+    channel = readers._channel(layout.names, readers.ABP_NAMES)
+    if channel is None:
+        return None
+    blocks = readers.wfdb_blocks(header, layout, channel, BLOCK_SAMPLES, where)
+    abp = readers._at_rate(np.concatenate([np.zeros(0), *blocks]), layout.rate(channel), fs, n_out)
+    return None if np.isnan(abp).all() else abp

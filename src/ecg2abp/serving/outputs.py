@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from ecg2abp.atomic import atomic_path, write_json
 from ecg2abp.errors import InputError
-from ecg2abp.evaluation.metrics import beat_values, find_beats
+from ecg2abp.serving.beats import BEAT_LEVELS
 from ecg2abp.serving.inputs import InputRecord
 from ecg2abp.serving.pipeline import FLAGS, Rows
 
@@ -84,7 +84,6 @@ def prediction_table(record: InputRecord, rows: Rows) -> pa.Table:
     return pa.table(columns, schema=prediction_schema(rows.spread is not None))
 
 
-BEAT_LEVELS = ("sbp", "dbp", "map")
 BEAT_SCHEMA = pa.schema(
     [
         ("record", pa.string()),
@@ -97,18 +96,8 @@ BEAT_SCHEMA = pa.schema(
 )
 
 
-def beat_table(record: InputRecord, first: int, abp: np.ndarray) -> pa.Table:
-    """Beats found on each predicted stretch of `abp` (samples from `first` on) by find_beats."""
-    predicted = np.isfinite(abp)
-    edges = np.flatnonzero(np.diff(predicted)) + 1
-    found = []
-    for start, stop in zip(np.r_[0, edges], np.r_[edges, len(abp)], strict=True):
-        if stop > start and predicted[start]:
-            beats = find_beats(abp[start:stop], record.fs)
-            values = beat_values(abp[start:stop], beats)
-            found.append((first + start + beats[:, 0], values))
-    starts = np.concatenate([f[0] for f in found] or [np.zeros(0, np.int64)])
-    values = {k: np.concatenate([f[1][k] for f in found] or [np.zeros(0)]) for k in BEAT_LEVELS}
+def beat_table(record: InputRecord, starts: np.ndarray, values: dict[str, np.ndarray]) -> pa.Table:
+    """Beats of one record: start sample in the original recording, time in s, SBP, DBP, MAP."""
     return pa.table(
         {
             "record": pa.array(np.full(len(starts), record.record_id, dtype=object), pa.string()),

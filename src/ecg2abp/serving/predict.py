@@ -1,6 +1,7 @@
 """`ecg2abp predict`: ABP for every sample of new recordings, chunk by chunk in bounded memory."""
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from tqdm import tqdm
 
 from ecg2abp.data.cleaning import ecg_extremes
 from ecg2abp.errors import InputError
+from ecg2abp.serving.beats import RecordBeats
 from ecg2abp.serving.ensemble import ServingModel, load_model
 from ecg2abp.serving.inputs import InputRecord, lowest_rate, read_inputs
 from ecg2abp.serving.outputs import (
@@ -50,7 +52,7 @@ class Counts:
         self.flags.update({FLAGS[i]: int(c) for i, c in enumerate(codes) if i and c})
 
 
-def model_inputs(model: ServingModel, path: Path, options: InputOptions) -> list[InputRecord]:
+def model_inputs(model: ServingModel, path: Path, options: InputOptions) -> Iterator[InputRecord]:
     """The records of `path` at the model's rate (read lazily by the caller's loop)."""
     band = model.cleaning.bandpass_hz
     return read_inputs(
@@ -63,6 +65,15 @@ def model_inputs(model: ServingModel, path: Path, options: InputOptions) -> list
     )
 
 
+def record_extremes(record: InputRecord, chunk: int = CHUNK_SAMPLES) -> tuple[float, float]:
+    """`ecg_extremes` of the whole record, from a first streaming pass over its ECG."""
+    top, bottom = -np.inf, np.inf
+    for piece in record.ecg_chunks(chunk):
+        piece_top, piece_bottom = ecg_extremes(piece)
+        top, bottom = max(top, piece_top), min(bottom, piece_bottom)
+    return top, bottom
+
+
 def predict_record(
     model: ServingModel,
     record: InputRecord,
@@ -70,19 +81,21 @@ def predict_record(
     chunk: int = CHUNK_SAMPLES,
     batch_size: int = 1024,
     progress: bool = False,
-):
-    """Yield the record's Rows chunk by chunk (filter state and window carried over)."""
+) -> Iterator[tuple[int, Rows]]:
+    """Yield (ECG samples fed, Rows) chunk by chunk (filter state and window carried over).
+
+    Two passes over the record: the saturation levels of the cleaning rules are the whole
+    record's ECG extremes, so they are found first; then the prediction pass."""
     pipeline = CausalPipeline(
-        model, record.record_id, extremes=ecg_extremes(record.ecg), batch_size=batch_size
+        model, record.record_id, extremes=record_extremes(record, chunk), batch_size=batch_size
     )
     with tqdm(
-        total=len(record.ecg), unit="sample", desc=record.record_id, disable=not progress
+        total=record.length, unit="sample", desc=record.record_id, disable=not progress
     ) as bar:
-        for first in range(0, len(record.ecg), chunk):
-            piece = record.ecg[first : first + chunk]
-            yield pipeline.push(piece)
+        for piece in record.ecg_chunks(chunk):
+            yield len(piece), pipeline.push(piece)
             bar.update(len(piece))
-    yield pipeline.finish()
+    yield 0, pipeline.finish()
 
 
 def predict_file(
@@ -112,22 +125,21 @@ def predict_file(
     try:
         for record in model_inputs(model, Path(input_path), options or InputOptions()):
             counts.records += 1
-            counts.samples += len(record.ecg)
-            kept = []
+            found = RecordBeats(record.fs) if beat_writer is not None else None
             if plot is not None and sketch is None:
                 sketch = Sketch(record)
-            for rows in predict_record(
+            for fed, rows in predict_record(
                 model, record, chunk=chunk, batch_size=batch_size, progress=progress
             ):
+                counts.samples += fed
                 counts.add(rows)
                 writer.write(prediction_table(record, rows))
-                if beat_writer is not None:
-                    kept.append(rows.abp)
+                if found is not None:
+                    beat_writer.write(beat_table(record, *found.push(rows.sample, rows.abp)))
                 if sketch is not None and sketch.record is record:
                     sketch.add(rows)
-            if beat_writer is not None and kept:
-                first = max(0, model.window - 1)
-                beat_writer.write(beat_table(record, first, np.concatenate(kept)))
+            if found is not None:
+                beat_writer.write(beat_table(record, *found.finish()))
         if counts.records == 0:
             raise InputError(f"{input_path}: holds no recordings")
         ok = True
@@ -164,14 +176,22 @@ class Sketch:
                 return
             self.start = int(rows.sample[predicted[0]])
         inside = (rows.sample >= self.start) & (rows.sample < self.start + self.length)
-        self.abp.append(rows.abp[inside])
+        if inside.any():
+            self.abp.append(rows.abp[inside])
 
     def draw(self, path: Path, notice: str) -> None:
+        """Read the stretch's ECG again (only up to its end) and plot both."""
         from ecg2abp.serving.plot import plot_prediction
 
         if self.start is None:
             raise InputError(f"{self.record.record_id}: nothing predicted to plot")
         abp = np.concatenate(self.abp)
-        ecg = self.record.ecg[self.start : self.start + len(abp)]
+        stop, pieces, read = self.start + len(abp), [], 0
+        for piece in self.record.ecg_chunks():
+            pieces.append(piece[max(0, self.start - read) : max(0, stop - read)])
+            read += len(piece)
+            if read >= stop:
+                break
+        ecg = np.concatenate(pieces)
         time = (self.start + np.arange(len(abp))) / self.record.fs
         plot_prediction(path, self.record.record_id, time, ecg, abp, notice)
