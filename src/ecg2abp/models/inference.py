@@ -7,7 +7,8 @@ built once from a trained `UNetPlusPlus`, does what training cannot:
 - every linear resize is a product with its fixed interpolation matrix (under bf16 on the CPU
   the interpolation kernel is several times slower than that product);
 - the key/value projections of a node's attention blocks, which all read the same context,
-  run as one product;
+  run as one product, and that product takes the context before its resize: the resize
+  matrix and the position table are folded into it (half the inner dimension, no table add);
 - under bf16 on the CPU, attention is explicit matmul → softmax → matmul in bf16 (the fused
   kernel is slower than that for heads this small); otherwise the fused kernel, as
   `fused_cross_attention` runs it.
@@ -84,7 +85,8 @@ class NodeAttention:
 
     q_weights: list[torch.Tensor]
     q_biases: list[torch.Tensor]
-    kv_weight: torch.Tensor  # [blocks · 2 · heads · head_size, length]
+    kv_weight: torch.Tensor  # [blocks · 2 · heads · head_size, source length]: resize folded in
+    kv_table: torch.Tensor  # [tokens, blocks · 2 · heads · head_size]: the table's projection
     out_weights: list[torch.Tensor]
     out_biases: list[torch.Tensor]
     table: torch.Tensor  # the blocks' positional rows (the same table for every block)
@@ -96,8 +98,15 @@ class NodeAttention:
 
     @staticmethod
     def of(
-        blocks: list[ChannelCrossAttention], *, explicit: bool, float32: bool
+        blocks: list[ChannelCrossAttention],
+        resize: torch.Tensor,
+        tokens: int,
+        *,
+        explicit: bool,
+        float32: bool,
     ) -> "NodeAttention":
+        """`resize`: the [source length, length] matrix that makes the context from its source;
+        `tokens`: the context's channels."""
         first = blocks[0].attention
         length, heads = first.embed_dim, first.num_heads
         head_dim = length // heads
@@ -112,10 +121,14 @@ class NodeAttention:
             )
             pairs.append(padded_projection(weight[length:], bias[length:], head_dim, size)[0])
             outs.append((out_proj.weight, out_proj.bias + out_proj.weight @ bias[2 * length :]))
+        kv_weight = torch.cat(pairs)
+        # kv(source @ resize + table) == source @ (resize @ kvᵀ) + table @ kvᵀ
+        table = blocks[0].position_table[:tokens].to(kv_weight)
         return NodeAttention(
             [w.detach() for w, _ in queries],
             [b.detach() for _, b in queries],
-            torch.cat(pairs).detach(),
+            (kv_weight @ resize.to(kv_weight).T).detach(),
+            (table @ kv_weight.T).detach(),
             [w.detach() for w, _ in outs],
             [b.detach() for _, b in outs],
             blocks[0].position_table,
@@ -127,16 +140,17 @@ class NodeAttention:
         )
 
     def __call__(
-        self, queries: list[torch.Tensor], context: torch.Tensor, first: int = 0
+        self, queries: list[torch.Tensor], source: torch.Tensor, first: int = 0
     ) -> list[torch.Tensor]:
-        """Each block's `block(query, context)[..., first:]` for its query, in order."""
-        device = context.device.type
+        """Each block's `block(query, context)[..., first:]` for its query, in order, where the
+        context is `source` resized as `of` was told."""
+        device = source.device.type
         in_float32 = self.float32 and torch.is_autocast_enabled(device)
         with torch.autocast(device, enabled=False) if in_float32 else nullcontext():
             if in_float32:
-                queries, context = [q.float() for q in queries], context.float()
-            context = context + self.table[: context.shape[1]].to(context.dtype)
-            kv = F.linear(context, self.kv_weight)
+                queries, source = [q.float() for q in queries], source.float()
+            kv = F.linear(source, self.kv_weight)
+            kv += self.kv_table.to(kv.dtype)
             width = self.heads * self.head_size
             out = []
             for index, query in enumerate(queries):
@@ -174,10 +188,6 @@ class InferenceUNet:
         float32 = model.attention_precision == "float32"
         with torch.no_grad():
             self.blocks = {name: FoldedBlock.of(block) for name, block in model.nodes.items()}
-            self.attention = {
-                name: NodeAttention.of(list(blocks), explicit=explicit, float32=float32)
-                for name, blocks in model.msca.items()
-            }
         self.resize: dict[tuple[int, int, bool], torch.Tensor] = {}
         for node in model.plan:
             lengths = [model.lengths[node.level + 1]]
@@ -185,6 +195,19 @@ class InferenceUNet:
             for n_in, align in zip(lengths, [True] + [False] * (len(lengths) - 1), strict=True):
                 key = (n_in, model.lengths[node.level], align)
                 self.resize[key] = resize_matrix(*key[:2], align_corners=align).to(device)
+        # Built in fp32 even where an autocast encloses the build (the folded products).
+        with torch.no_grad(), torch.autocast(device.type, enabled=False):
+            self.attention = {
+                node.name: NodeAttention.of(
+                    list(model.msca[node.name]),
+                    self.resize[(model.lengths[node.level + 1], model.lengths[node.level], True)],
+                    model.widths[node.level + 1],
+                    explicit=explicit,
+                    float32=float32,
+                )
+                for node in model.plan
+                if node.name in model.msca
+            }
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         model = self.model
@@ -213,7 +236,8 @@ class InferenceUNet:
         length = self.model.lengths[node.level]
         up = self.resized(out[node.up_source], length, align_corners=True)  # attention's context
         if node.name in self.attention:
-            parts = self.attention[node.name]([out[skip] for skip in node.skips], up, first)
+            skips = [out[skip] for skip in node.skips]
+            parts = self.attention[node.name](skips, out[node.up_source], first)
         else:
             parts = [out[skip][..., first:] for skip in node.skips]
         parts.append(up[..., first:])
