@@ -111,6 +111,21 @@ def test_explicit_attention_in_fp32_equals_the_fused_kernel():
     assert max_relative(explicit, fused) <= FP32_TOLERANCE
 
 
+def test_explicit_attention_folds_the_last_nodes_output_projection_into_its_values():
+    """Only the last node is folded, only where attention is explicit; it still equals the model
+    (the fp32 comparison above runs this folded node too)."""
+    model = trained_like("msca_cssc_unet")
+    last = model.plan[-1].name
+    explicit = InferenceUNet(model, "bf16").attention
+    assert explicit[last].first == model.lengths[0] - 3
+    assert all(a.first == 0 for name, a in explicit.items() if name != last)
+    assert all(a.first == 0 for a in InferenceUNet(model, "fp32").attention.values())
+    x = torch.randn(32, 1, 88)
+    with torch.inference_mode():
+        folded = InferenceUNet(model, "bf16")(x)  # run in fp32: no autocast here
+    assert max_relative(folded, reference(model, x)) <= FP32_TOLERANCE
+
+
 def test_a_model_in_training_mode_is_refused():
     model = build("unet", width=1 / 16).train()
     with pytest.raises(ValueError, match="eval"):

@@ -81,6 +81,12 @@ class NodeAttention:
     query, which softmax ignores) and the value bias moves into the output projection's bias
     (softmax rows sum to 1, so it reaches the output as out_proj.weight @ b): the key/value
     product needs no bias.
+
+    Built for a node whose output is read from sample `first` > 0 on (explicit attention only),
+    the output projection's rows first.. are folded into each head's value projection: a head
+    then carries `length − first` values per token instead of head_dim, and the heads' products
+    are summed (Σᵢ Pᵢ (Vᵢ Wᵢᵀ) == [P₁V₁ … PₕVₕ] Wᵀ): no output projection and far narrower
+    values for the last node, whose head reads 3 samples.
     """
 
     q_weights: list[torch.Tensor]
@@ -95,6 +101,7 @@ class NodeAttention:
     head_size: int  # head_dim, or head_dim padded for the fused kernel
     explicit: bool  # matmul → softmax → matmul in the inputs' dtype, else the fused kernel
     float32: bool  # run in fp32 even under autocast (attention_precision "float32")
+    first: int = 0  # > 0: the output projection's rows first.. are folded into the values
 
     @staticmethod
     def of(
@@ -104,11 +111,13 @@ class NodeAttention:
         *,
         explicit: bool,
         float32: bool,
+        first: int = 0,
     ) -> "NodeAttention":
         """`resize`: the [source length, length] matrix that makes the context from its source;
-        `tokens`: the context's channels."""
-        first = blocks[0].attention
-        length, heads = first.embed_dim, first.num_heads
+        `tokens`: the context's channels; `first`: the first output sample read (folded into
+        the values where attention is explicit)."""
+        first = first if explicit else 0
+        length, heads = blocks[0].attention.embed_dim, blocks[0].attention.num_heads
         head_dim = length // heads
         size = head_dim if explicit else -(-head_dim // HEAD_DIM_MULTIPLE) * HEAD_DIM_MULTIPLE
         scale = head_dim**-0.5
@@ -119,7 +128,13 @@ class NodeAttention:
             queries.append(
                 padded_projection(weight[:length] * scale, bias[:length] * scale, head_dim, size)
             )
-            pairs.append(padded_projection(weight[length:], bias[length:], head_dim, size)[0])
+            pair = padded_projection(weight[length:], bias[length:], head_dim, size)[0]
+            if first:  # each head's values times its columns of out_proj's rows first..
+                value = weight[2 * length :].view(heads, head_dim, length)
+                columns = out_proj.weight[first:].view(length - first, heads, head_dim)
+                folded = torch.einsum("nhd,hdl->hnl", columns, value).flatten(0, 1)
+                pair = torch.cat([pair[: heads * size], folded])
+            pairs.append(pair)
             outs.append((out_proj.weight, out_proj.bias + out_proj.weight @ bias[2 * length :]))
         kv_weight = torch.cat(pairs)
         # kv(source @ resize + table) == source @ (resize @ kvᵀ) + table @ kvᵀ
@@ -137,6 +152,7 @@ class NodeAttention:
             size,
             explicit,
             float32,
+            first,
         )
 
     def __call__(
@@ -149,19 +165,36 @@ class NodeAttention:
         with torch.autocast(device, enabled=False) if in_float32 else nullcontext():
             if in_float32:
                 queries, source = [q.float() for q in queries], source.float()
+            if self.first and first != self.first:
+                raise ValueError(f"attention built for samples {self.first}.. asked for {first}..")
             kv = F.linear(source, self.kv_weight)
             kv += self.kv_table.to(kv.dtype)
             width = self.heads * self.head_size
+            values = self.heads * (self.embed - self.first) if self.first else width
             out = []
             for index, query in enumerate(queries):
                 query = query + self.table[: query.shape[1]].to(query.dtype)
                 q = F.linear(query, self.q_weights[index], self.q_biases[index])
-                k = kv[..., 2 * index * width : (2 * index + 1) * width]
-                v = kv[..., (2 * index + 1) * width : (2 * index + 2) * width]
+                at = index * (width + values)
+                k, v = kv[..., at : at + width], kv[..., at + width : at + width + values]
+                bias = self.out_biases[index][first:]
+                if self.first:
+                    out.append(self.attend_folded(q, k, v) + bias.to(q.dtype))
+                    continue
                 attended = self.attend(q, k, v)
-                weight, bias = self.out_weights[index][first:], self.out_biases[index][first:]
-                out.append(F.linear(attended, weight, bias))
+                out.append(F.linear(attended, self.out_weights[index][first:], bias))
             return out
+
+    @property
+    def embed(self) -> int:
+        return self.heads * self.head_dim
+
+    def attend_folded(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Σ over heads of softmax(q kᵀ) v, v being a head's values already through out_proj."""
+        q, k = (t.unflatten(-1, (self.heads, self.head_size)).transpose(1, 2) for t in (q, k))
+        v = v.unflatten(-1, (self.heads, self.embed - self.first)).transpose(1, 2)
+        with torch.autocast(q.device.type, enabled=False):
+            return (torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v).sum(1)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """softmax(q kᵀ) v per head ([batch, tokens, heads · head_size] in, unpadded out)."""
@@ -204,6 +237,7 @@ class InferenceUNet:
                     model.widths[node.level + 1],
                     explicit=explicit,
                     float32=float32,
+                    first=model.lengths[node.level] - RECEPTIVE if node == model.plan[-1] else 0,
                 )
                 for node in model.plan
                 if node.name in model.msca
