@@ -14,6 +14,7 @@ def test_bench_predict_counts_every_full_window(capsys):
     assert (result["path"], result["width"], result["threads"]) == ("fp32", 0.0625, 1)
     assert result["predictions"] == 500 - 87
     assert result["predictions_per_s"] > 0 and result["peak_rss_mb"] > 0
+    assert result["predictions_per_cpu_s"] > 0
 
 
 def test_bench_predict_through_a_wfdb_record_at_another_rate(capsys):

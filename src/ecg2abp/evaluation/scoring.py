@@ -21,6 +21,7 @@ from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, LevelMetrics
 from ecg2abp.folds.feed import side_ranges
 from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.folds.normalisation import NormStats
+from ecg2abp.models.inference import inference_forward
 from ecg2abp.training.model_file import load_model_file
 
 log = logging.getLogger("ecg2abp.evaluation.scoring")
@@ -60,6 +61,7 @@ class Predictor:
                     f"{self.path}: weights do not fit {self.meta['model']} ({first})"
                 ) from None
             self.model.to(device).eval()
+            self.inference = inference_forward(self.model, self.meta["precision"])
         elif self.kind == "classical":
             artefact = self.path.parent / self.meta["artefact"]
             if not artefact.is_file():
@@ -97,7 +99,7 @@ class Predictor:
             torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16),
         ):
             tensor = torch.from_numpy(np.ascontiguousarray(x)).unsqueeze(1).to(self.device)
-            return self.model(tensor).float().cpu().numpy()
+            return self.inference(tensor).float().cpu().numpy()
 
 
 @dataclass(frozen=True)

@@ -279,12 +279,15 @@ class UNetPlusPlus(BPModel):
             if isinstance(module, ChannelCrossAttention):
                 module.float32_under_autocast = precision == "float32"
 
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every node's output by name."""
+    def check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 3 or x.shape[1] != 1 or x.shape[2] != self.window:
             raise InputError(
                 f"model input of shape {tuple(x.shape)}: expected [batch, 1, {self.window}]"
             )
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every node's output by name."""
+        self.check_input(x)
         out = {node_name(0, 0): self.nodes[node_name(0, 0)](x)}
         for level in range(1, len(self.widths)):
             below = self.pool(out[node_name(level - 1, 0)])
