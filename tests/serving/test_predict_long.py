@@ -3,9 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-import wfdb
 
-from ecg2abp.data.synth import synth_record
+from ecg2abp.data.synth import synth_record, write_wfdb_lead
 from ecg2abp.evaluation.metrics import find_beats
 from ecg2abp.serving.predict import predict_file
 
@@ -21,19 +20,7 @@ def long_record(tmp_path_factory):
     ecg[9000:9400] = np.nan
     ecg[30000:31500] = ecg[30000]
     ecg[40000:40030] = ecg.max() + 0.5
-    folder = tmp_path_factory.mktemp("long")
-    wfdb.wrsamp(
-        "long",
-        fs=SOURCE_FS,
-        units=["mV"],
-        sig_name=["II"],
-        p_signal=ecg[:, None],
-        fmt=["16"],
-        adc_gain=[1000.0],
-        baseline=[0],
-        write_dir=str(folder),
-    )
-    return folder / "long.hea"
+    return write_wfdb_lead(tmp_path_factory.mktemp("long"), "long", ecg, SOURCE_FS)
 
 
 @pytest.mark.parametrize("variant", ["tiny_resnet", "linear"])  # linear's ABP has beats

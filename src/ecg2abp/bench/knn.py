@@ -15,14 +15,12 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ecg2abp.data.cleaning import CausalBandpass
+from ecg2abp.data.cleaning import CausalBandpass, CleaningSettings
 from ecg2abp.data.synth import FS, FULL_SIZE_SECONDS, LENGTH_SKEW, synth_record
 from ecg2abp.errors import InputError
 from ecg2abp.models.knn import NPROBE, KNNWindowModel, build_knn
 
 WINDOW = 88
-BANDPASS_HZ = (0.5, 40.0)  # the default config's cleaning.bandpass_hz and _order
-BANDPASS_ORDER = 2
 SIDES = (0.6, 0.2, 0.2)  # the paper's train / validation / test shares
 
 
@@ -44,13 +42,14 @@ def paper_style_windows(
     if not 0 < fraction <= 1:
         raise InputError(f"bench knn: fraction must be in (0, 1], got {fraction!r}")
     rng = np.random.default_rng(seed)
+    band = CleaningSettings()  # the default config's band-pass
     shortest, longest = FULL_SIZE_SECONDS
     drawn: dict[int, list] = {0: [], 2: []}  # side → (windows, targets, record, starts) pieces
     n_train = records = 0
     while n_train < train:
         n_samples = round(FS * (shortest + (longest - shortest) * rng.random() ** LENGTH_SKEW))
         ecg, abp, _ = synth_record(np.random.default_rng([seed, records]), n_samples)
-        ecg = CausalBandpass(FS, BANDPASS_HZ, BANDPASS_ORDER)(ecg)
+        ecg = CausalBandpass(FS, band.bandpass_hz, band.bandpass_order)(ecg)  # state per record
         starts = np.flatnonzero(rng.random(n_samples - WINDOW + 1) < fraction)
         side = rng.choice(len(SIDES), size=len(starts), p=SIDES)
         for chosen, pieces in drawn.items():

@@ -21,11 +21,10 @@ from queue import Empty
 
 import numpy as np
 import torch
-import wfdb
 
 from ecg2abp import models
 from ecg2abp.data.cleaning import CleaningSettings, ecg_extremes
-from ecg2abp.data.synth import synth_record
+from ecg2abp.data.synth import synth_record, write_wfdb_lead
 from ecg2abp.errors import InputError
 from ecg2abp.folds.normalisation import NormStats
 from ecg2abp.training.jobs import FORMAT_VERSION
@@ -153,19 +152,7 @@ def write_long_record(folder: Path, seconds: float, fs: float) -> Path:
     """A one-lead (II) WFDB record of `seconds` of synthetic ECG at `fs` (a repeated minute)."""
     tile = synth_record(np.random.default_rng(0), int(TILE_SECONDS * fs), fs)[0]
     n = int(seconds * fs)
-    ecg = np.tile(tile, -(-n // len(tile)))[:n]
-    wfdb.wrsamp(
-        "bench",
-        fs=fs,
-        units=["mV"],
-        sig_name=["II"],
-        p_signal=ecg[:, None],
-        fmt=["16"],
-        adc_gain=[1000.0],
-        baseline=[0],
-        write_dir=str(folder),
-    )
-    return folder / "bench.hea"
+    return write_wfdb_lead(folder, "bench", np.tile(tile, -(-n // len(tile)))[:n], fs)
 
 
 def _measured(path_name: str, width: float, seconds: float, source: str, source_fs: float) -> dict:

@@ -8,6 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import scipy.io
+import wfdb
 from scipy.signal import lfilter
 
 from ecg2abp.atomic import atomic_path
@@ -466,3 +467,19 @@ def part_stems(parts: int, layout: str) -> list[str]:
     """File stems as the real distributions name them: part_1… (Kaggle), Part_1… (UCI)."""
     prefix = "part" if layout == "kaggle" else "Part"
     return [f"{prefix}_{part}" for part in range(1, parts + 1)]
+
+
+def write_wfdb_lead(folder: Path, name: str, ecg: np.ndarray, fs: float) -> Path:
+    """ECG (mV) as a one-lead (II) WFDB record `name` in `folder`, 16-bit at 1 µV; its header."""
+    wfdb.wrsamp(
+        name,
+        fs=fs,
+        units=["mV"],
+        sig_name=["II"],
+        p_signal=np.asarray(ecg, dtype=np.float64)[:, None],
+        fmt=["16"],
+        adc_gain=[1000.0],
+        baseline=[0],
+        write_dir=str(folder),
+    )
+    return folder / f"{name}.hea"
