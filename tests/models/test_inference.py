@@ -130,3 +130,19 @@ def test_a_model_in_training_mode_is_refused():
     model = build("unet", width=1 / 16).train()
     with pytest.raises(ValueError, match="eval"):
         InferenceUNet(model, "fp32")
+
+
+@pytest.mark.parametrize("scale", [1.0, 300.0, -300.0])
+def test_exp_weighted_sum_equals_softmax_also_where_exp_overflows_or_underflows(scale):
+    """Scores of ±300·(something ≥ 1) overflow exp or underflow it to 0 in every column: the
+    unshifted sum must then fall back to softmax, not return inf or 0/0."""
+    attention = InferenceUNet(trained_like("msca_cssc_unet"), "bf16").attention["x0_1"]
+    generator = torch.Generator().manual_seed(2)
+    q = torch.rand(2, 3, 5, 4, generator=generator) + 1.0
+    k = torch.rand(2, 3, 6, 4, generator=generator) + 1.0
+    values = torch.randn(2, 3, 6, 7, generator=generator)
+    v = torch.cat([values, torch.ones(2, 3, 6, 1)], dim=-1)
+    expected = torch.softmax(scale * q @ k.mT, dim=-1) @ values
+    got = attention.weighted(scale * q, k, v)
+    assert torch.isfinite(got).all()
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)

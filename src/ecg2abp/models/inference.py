@@ -9,8 +9,10 @@ built once from a trained `UNetPlusPlus`, does what training cannot:
 - the key/value projections of a node's attention blocks, which all read the same context,
   run as one product, and that product takes the context before its resize: the resize
   matrix and the position table are folded into it (half the inner dimension, no table add);
-- under bf16 on the CPU, attention is explicit matmul → softmax → matmul in bf16 (the fused
-  kernel is slower than that for heads this small); otherwise the fused kernel, as
+- under bf16 on the CPU, attention is explicit in bf16 (the fused kernel is slower than that
+  for heads this small): exp(q kᵀ) times values that carry a column of ones, divided by that
+  column's sum (softmax's denominator) — one pass over the scores instead of three; each head's
+  q, k and v are copied into head order before the products. Otherwise the fused kernel, as
   `fused_cross_attention` runs it.
 
 It holds the model and derived tensors only: the model keeps its parameters, its state-dict
@@ -37,6 +39,7 @@ from ecg2abp.models.unetpp import (
 )
 
 RECEPTIVE = 3  # input samples of a ConvBlock that its last output sample depends on
+DENOMINATOR_RANGE = (1e-30, 1e30)  # softmax denominators summed without the max shift
 
 
 def fold_batchnorm(conv: nn.Conv1d, norm: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,6 +123,7 @@ class NodeAttention:
         length, heads = blocks[0].attention.embed_dim, blocks[0].attention.num_heads
         head_dim = length // heads
         size = head_dim if explicit else -(-head_dim // HEAD_DIM_MULTIPLE) * HEAD_DIM_MULTIPLE
+        per_head = length - first if first else size  # value columns per head
         scale = head_dim**-0.5
         queries, pairs, outs = [], [], []
         for block in blocks:
@@ -129,21 +133,29 @@ class NodeAttention:
                 padded_projection(weight[:length] * scale, bias[:length] * scale, head_dim, size)
             )
             pair = padded_projection(weight[length:], bias[length:], head_dim, size)[0]
+            keys, values = pair[: heads * size], pair[heads * size :]
             if first:  # each head's values times its columns of out_proj's rows first..
                 value = weight[2 * length :].view(heads, head_dim, length)
                 columns = out_proj.weight[first:].view(length - first, heads, head_dim)
-                folded = torch.einsum("nhd,hdl->hnl", columns, value).flatten(0, 1)
-                pair = torch.cat([pair[: heads * size], folded])
-            pairs.append(pair)
+                values = torch.einsum("nhd,hdl->hnl", columns, value).flatten(0, 1)
+            if explicit:  # a zero row per head, made a column of ones below
+                values = F.pad(values.view(heads, per_head, length), (0, 0, 0, 1)).flatten(0, 1)
+            pairs.append(torch.cat([keys, values]))
             outs.append((out_proj.weight, out_proj.bias + out_proj.weight @ bias[2 * length :]))
         kv_weight = torch.cat(pairs)
         # kv(source @ resize + table) == source @ (resize @ kvᵀ) + table @ kvᵀ
         table = blocks[0].position_table[:tokens].to(kv_weight)
+        kv_table = table @ kv_weight.T
+        if explicit:  # each head's last value column: the softmax denominator's ones
+            block_width = pairs[0].shape[0]
+            kv_table.view(tokens, len(blocks), block_width)[
+                ..., heads * size + per_head :: per_head + 1
+            ] = 1.0
         return NodeAttention(
             [w.detach() for w, _ in queries],
             [b.detach() for _, b in queries],
             (kv_weight @ resize.to(kv_weight).T).detach(),
-            (table @ kv_weight.T).detach(),
+            kv_table.detach(),
             [w.detach() for w, _ in outs],
             [b.detach() for _, b in outs],
             blocks[0].position_table,
@@ -170,7 +182,7 @@ class NodeAttention:
             kv = F.linear(source, self.kv_weight)
             kv += self.kv_table.to(kv.dtype)
             width = self.heads * self.head_size
-            values = self.heads * (self.embed - self.first) if self.first else width
+            values = self.heads * (self.value_columns + self.explicit)
             out = []
             for index, query in enumerate(queries):
                 query = query + self.table[: query.shape[1]].to(query.dtype)
@@ -189,23 +201,56 @@ class NodeAttention:
     def embed(self) -> int:
         return self.heads * self.head_dim
 
+    @property
+    def value_columns(self) -> int:
+        """Value columns per head, the denominator's column of ones (explicit) not counted."""
+        return self.embed - self.first if self.first else self.head_size
+
+    def by_head(self, x: torch.Tensor, columns: int) -> torch.Tensor:
+        """[batch, tokens, heads · columns] as a contiguous [batch, heads, tokens, columns].
+
+        Copied here, row by row, rather than left to matmul: its own copy of a transposed view
+        writes the transposed layout element by element, several times slower on these shapes.
+        """
+        return x.unflatten(-1, (self.heads, columns)).transpose(1, 2).contiguous()
+
+    def weighted(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """softmax(q kᵀ) v per head, v's last column being ones ([..., value_columns + 1] in);
+        written into `out` (any strides) when given.
+
+        exp(q kᵀ) v carries each row's softmax denominator in its last column: the division
+        then falls on the (narrow) result instead of the scores, and the scores need one
+        elementwise pass, not softmax's three over rows this short. Without softmax's shift by
+        the row maximum, a denominator outside DENOMINATOR_RANGE (exp over- or underflow)
+        sends the call back to softmax itself.
+        """
+        with torch.autocast(q.device.type, enabled=False):
+            scores = q @ k.mT  # k contiguous: the product reads it transposed, no copy
+            summed = torch.exp(scores) @ v
+            low, high = summed[..., -1].aminmax()
+            if DENOMINATOR_RANGE[0] <= low and high <= DENOMINATOR_RANGE[1]:
+                return torch.div(summed[..., :-1], summed[..., -1:], out=out)
+            exact = torch.softmax(scores, dim=-1) @ v[..., :-1]
+            return exact if out is None else out.copy_(exact)
+
     def attend_folded(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Σ over heads of softmax(q kᵀ) v, v being a head's values already through out_proj."""
-        q, k = (t.unflatten(-1, (self.heads, self.head_size)).transpose(1, 2) for t in (q, k))
-        v = v.unflatten(-1, (self.heads, self.embed - self.first)).transpose(1, 2)
-        with torch.autocast(q.device.type, enabled=False):
-            return (torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v).sum(1)
+        q, k = (self.by_head(t, self.head_size) for t in (q, k))
+        return self.weighted(q, k, self.by_head(v, self.value_columns + 1)).sum(1)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """softmax(q kᵀ) v per head ([batch, tokens, heads · head_size] in, unpadded out)."""
         batch, tokens = q.shape[:2]
+        if self.explicit:  # written straight into [batch, tokens, heads, head_dim] order
+            q, k = (self.by_head(t, self.head_size) for t in (q, k))
+            out = q.new_empty(batch, tokens, self.heads, self.head_dim)
+            self.weighted(q, k, self.by_head(v, self.head_dim + 1), out=out.transpose(1, 2))
+            return out.view(batch, tokens, self.embed)
         q, k, v = (t.unflatten(-1, (self.heads, self.head_size)).transpose(1, 2) for t in (q, k, v))
-        if self.explicit:
-            with torch.autocast(q.device.type, enabled=False):
-                out = torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, scale=1.0)[..., : self.head_dim]
-        return out.transpose(1, 2).reshape(batch, tokens, self.heads * self.head_dim)
+        out = F.scaled_dot_product_attention(q, k, v, scale=1.0)[..., : self.head_dim]
+        return out.transpose(1, 2).reshape(batch, tokens, self.embed)
 
 
 class InferenceUNet:
@@ -262,19 +307,18 @@ class InferenceUNet:
         self, x: torch.Tensor, length: int, *, align_corners: bool, first: int = 0
     ) -> torch.Tensor:
         """Samples first.. of x resized to `length` (F.interpolate, mode "linear")."""
-        return x @ self.resize[(x.shape[-1], length, align_corners)][:, first:]
+        return x @ self.resize[(int(x.shape[-1]), length, align_corners)][:, first:]
 
     def decode(self, node: NodePlan, out: dict[str, torch.Tensor], first: int = 0) -> torch.Tensor:
         """UNetPlusPlus.decode with this class's blocks, fed samples first.. of each input (its
         first two output samples are then wrong unless first is 0)."""
         length = self.model.lengths[node.level]
-        up = self.resized(out[node.up_source], length, align_corners=True)  # attention's context
         if node.name in self.attention:
             skips = [out[skip] for skip in node.skips]
             parts = self.attention[node.name](skips, out[node.up_source], first)
         else:
             parts = [out[skip][..., first:] for skip in node.skips]
-        parts.append(up[..., first:])
+        parts.append(self.resized(out[node.up_source], length, align_corners=True, first=first))
         if node.name in self.model.cssc:
             before = max(first - 1, 0)  # the k3 refine needs one sample more on the left
             for block, source in zip(
