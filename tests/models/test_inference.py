@@ -6,7 +6,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ecg2abp.models import build
-from ecg2abp.models.inference import InferenceUNet, fold_batchnorm, resize_matrix
+from ecg2abp.models.inference import (
+    EXPLICIT_MAX_TOKENS,
+    InferenceUNet,
+    fold_batchnorm,
+    resize_matrix,
+)
 
 MODELS = ("msca_cssc_unet", "unetpp_msca", "unetpp_cssc", "unetpp", "unet")
 FP32_TOLERANCE = 1e-4  # max |fast − reference| / max |reference|
@@ -99,6 +104,13 @@ def test_bf16_on_the_cpu_uses_explicit_attention_and_fp32_the_fused_kernel():
     model = trained_like("msca_cssc_unet")
     assert all(a.explicit for a in InferenceUNet(model, "bf16").attention.values())
     assert not any(a.explicit for a in InferenceUNet(model, "fp32").attention.values())
+
+
+def test_wide_contexts_keep_the_fused_kernel_under_bf16():
+    """At full width every context has 256 or more channels: explicit attention is not used."""
+    model = build("msca_cssc_unet", width=1.0).eval()
+    assert min(model.widths[1:]) > EXPLICIT_MAX_TOKENS
+    assert not any(a.explicit for a in InferenceUNet(model, "bf16").attention.values())
 
 
 def test_explicit_attention_in_fp32_equals_the_fused_kernel():

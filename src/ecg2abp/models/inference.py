@@ -9,11 +9,12 @@ built once from a trained `UNetPlusPlus`, does what training cannot:
 - the key/value projections of a node's attention blocks, which all read the same context,
   run as one product, and that product takes the context before its resize: the resize
   matrix and the position table are folded into it (half the inner dimension, no table add);
-- under bf16 on the CPU, attention is explicit in bf16 (the fused kernel is slower than that
-  for heads this small): exp(q kᵀ) times values that carry a column of ones, divided by that
-  column's sum (softmax's denominator) — one pass over the scores instead of three; each head's
-  q, k and v are copied into head order before the products. Otherwise the fused kernel, as
-  `fused_cross_attention` runs it.
+- under bf16 on the CPU, for contexts of up to EXPLICIT_MAX_TOKENS channels (every node at
+  the demo's width 1/16, none at full width), attention is explicit in bf16 (the fused kernel
+  is slower than that for heads this small): exp(q kᵀ) times values that carry a column of
+  ones, divided by that column's sum (softmax's denominator) — one pass over the scores instead
+  of three; each head's q, k and v are copied into head order before the products. Otherwise
+  the fused kernel, as `fused_cross_attention` runs it.
 
 It holds the model and derived tensors only: the model keeps its parameters, its state-dict
 names and its training behaviour.
@@ -40,6 +41,9 @@ from ecg2abp.models.unetpp import (
 
 RECEPTIVE = 3  # input samples of a ConvBlock that its last output sample depends on
 DENOMINATOR_RANGE = (1e-30, 1e30)  # softmax denominators summed without the max shift
+# Explicit attention only for contexts of at most this many tokens (channels): beyond, its
+# score tensors outgrow the fused kernel's tiles (full width: 1.75x slower, 6.5 GB at batch 1024).
+EXPLICIT_MAX_TOKENS = 128
 
 
 def fold_batchnorm(conv: nn.Conv1d, norm: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -262,7 +266,7 @@ class InferenceUNet:
             raise ValueError("InferenceUNet folds BatchNorm statistics: the model must be in eval")
         self.model = model
         device = next(model.parameters()).device
-        explicit = precision == "bf16" and device.type == "cpu"
+        bf16_cpu = precision == "bf16" and device.type == "cpu"
         float32 = model.attention_precision == "float32"
         with torch.no_grad():
             self.blocks = {name: FoldedBlock.of(block) for name, block in model.nodes.items()}
@@ -280,7 +284,7 @@ class InferenceUNet:
                     list(model.msca[node.name]),
                     self.resize[(model.lengths[node.level + 1], model.lengths[node.level], True)],
                     model.widths[node.level + 1],
-                    explicit=explicit,
+                    explicit=bf16_cpu and model.widths[node.level + 1] <= EXPLICIT_MAX_TOKENS,
                     float32=float32,
                     first=model.lengths[node.level] - RECEPTIVE if node == model.plan[-1] else 0,
                 )
