@@ -189,6 +189,29 @@ def test_onnx_export_agrees_and_serves_like_the_model_file(model_file, short_csv
         load_model(tmp_path / "bare.onnx")
 
 
+def test_a_unetpp_exports_its_inference_forward_with_no_data_dependent_branch(tmp_path, capsys):
+    """msca_cssc_unet exports as the folded inference graph (softmax itself, no If), agrees with
+    the model within 1e-4 at a batch size other than the traced one, and predicts as it does."""
+    import onnx
+
+    from ecg2abp.bench.serving import untrained_model_file
+
+    model_file = untrained_model_file(tmp_path, 1 / 16, "fp32")
+    onnx_file = tmp_path / "unet.onnx"
+    code = main(
+        ["export", str(model_file), "--onnx", str(onnx_file), "--check-input", str(REAL_RECORD)]
+    )
+    assert code == 0
+    assert max(json.loads(capsys.readouterr().out)["max_rel_diff"].values()) <= 1e-4
+    operators = {node.op_type for node in onnx.load(str(onnx_file)).graph.node}
+    assert "Softmax" in operators and "If" not in operators
+    ecg = next(iter_records(REAL_RECORD)).ecg[:600]
+    windows = np.lib.stride_tricks.sliding_window_view(ecg, 88)[:77]
+    via_onnx = load_model(onnx_file).members[0].predict("r", windows, 77)
+    via_torch = load_model(model_file).members[0].predict("r", windows, 77)
+    np.testing.assert_allclose(via_onnx, via_torch, rtol=1e-5)
+
+
 def test_bad_models_are_one_line_errors(model_file, trained, short_csv, tmp_path, capsys):
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(model_file.read_bytes()[:5000])

@@ -109,6 +109,7 @@ class NodeAttention:
     explicit: bool  # matmul → softmax → matmul in the inputs' dtype, else the fused kernel
     float32: bool  # run in fp32 even under autocast (attention_precision "float32")
     first: int = 0  # > 0: the output projection's rows first.. are folded into the values
+    exact: bool = False  # explicit with softmax itself: no data-dependent branch (traceable)
 
     @staticmethod
     def of(
@@ -119,6 +120,7 @@ class NodeAttention:
         explicit: bool,
         float32: bool,
         first: int = 0,
+        exact: bool = False,
     ) -> "NodeAttention":
         """`resize`: the [source length, length] matrix that makes the context from its source;
         `tokens`: the context's channels; `first`: the first output sample read (folded into
@@ -169,6 +171,7 @@ class NodeAttention:
             explicit,
             float32,
             first,
+            exact,
         )
 
     def __call__(
@@ -231,7 +234,9 @@ class NodeAttention:
         sends the call back to softmax itself.
         """
         with torch.autocast(q.device.type, enabled=False):
-            scores = q @ k.mT  # k contiguous: the product reads it transposed, no copy
+            scores = q @ k.transpose(-1, -2)  # k contiguous: read transposed by the product
+            if self.exact:
+                return torch.softmax(scores, dim=-1) @ v[..., :-1]
             summed = torch.exp(scores) @ v
             low, high = summed[..., -1].aminmax()
             if DENOMINATOR_RANGE[0] <= low and high <= DENOMINATOR_RANGE[1]:
@@ -249,6 +254,9 @@ class NodeAttention:
         batch, tokens = q.shape[:2]
         if self.explicit:  # written straight into [batch, tokens, heads, head_dim] order
             q, k = (self.by_head(t, self.head_size) for t in (q, k))
+            if self.exact:
+                weighted = self.weighted(q, k, self.by_head(v, self.head_dim + 1))
+                return weighted.transpose(1, 2).flatten(2)
             out = q.new_empty(batch, tokens, self.heads, self.head_dim)
             self.weighted(q, k, self.by_head(v, self.head_dim + 1), out=out.transpose(1, 2))
             return out.view(batch, tokens, self.embed)
@@ -260,8 +268,9 @@ class NodeAttention:
 class InferenceUNet:
     """The final head of an eval-mode UNetPlusPlus, computed as the module docstring says."""
 
-    def __init__(self, model: UNetPlusPlus, precision: str) -> None:
-        """`precision`: the model file's, "bf16" (run under bf16 autocast) or "fp32"."""
+    def __init__(self, model: UNetPlusPlus, precision: str, *, traceable: bool = False) -> None:
+        """`precision`: the model file's, "bf16" (run under bf16 autocast) or "fp32";
+        `traceable`: explicit attention with softmax itself everywhere (for ONNX export)."""
         if model.training:
             raise ValueError("InferenceUNet folds BatchNorm statistics: the model must be in eval")
         self.model = model
@@ -284,7 +293,9 @@ class InferenceUNet:
                     list(model.msca[node.name]),
                     self.resize[(model.lengths[node.level + 1], model.lengths[node.level], True)],
                     model.widths[node.level + 1],
-                    explicit=bf16_cpu and model.widths[node.level + 1] <= EXPLICIT_MAX_TOKENS,
+                    explicit=traceable
+                    or (bf16_cpu and model.widths[node.level + 1] <= EXPLICIT_MAX_TOKENS),
+                    exact=traceable,
                     float32=float32,
                     first=model.lengths[node.level] - RECEPTIVE if node == model.plan[-1] else 0,
                 )
@@ -311,7 +322,7 @@ class InferenceUNet:
         self, x: torch.Tensor, length: int, *, align_corners: bool, first: int = 0
     ) -> torch.Tensor:
         """Samples first.. of x resized to `length` (F.interpolate, mode "linear")."""
-        return x @ self.resize[(int(x.shape[-1]), length, align_corners)][:, first:]
+        return x @ self.resize[(int(x.shape[-1]), length, align_corners)][:, first:]  # int: traced
 
     def decode(self, node: NodePlan, out: dict[str, torch.Tensor], first: int = 0) -> torch.Tensor:
         """UNetPlusPlus.decode with this class's blocks, fed samples first.. of each input (its
@@ -334,8 +345,10 @@ class InferenceUNet:
         return self.blocks[node.name](torch.cat(parts, dim=1))
 
 
-def inference_forward(model: nn.Module, precision: str) -> Callable[[torch.Tensor], Any]:
+def inference_forward(
+    model: nn.Module, precision: str, *, traceable: bool = False
+) -> Callable[[torch.Tensor], Any]:
     """What predicts with an eval-mode deep model: InferenceUNet for a UNet++, else the model."""
     if isinstance(model, UNetPlusPlus):
-        return InferenceUNet(model, precision)
+        return InferenceUNet(model, precision, traceable=traceable)
     return model

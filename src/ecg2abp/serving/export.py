@@ -1,11 +1,16 @@
 """`ecg2abp export`: a deep model.pt as ONNX (dynamic batch), checked against PyTorch.
 
+The graph is the inference forward of models/inference.py in fp32 (BatchNorm folded, only the
+last sample's head computed), its attention explicit with softmax itself so that no branch
+depends on the data.
+
 The file is written under a temporary name, run in ONNX Runtime on random and real ECG windows
 next to the PyTorch model, and renamed into place only if the two agree within MAX_REL_DIFF
 (max |onnx − torch| over max |torch|, in normalised units).
 """
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ecg2abp.atomic import atomic_path
 from ecg2abp.errors import InputError
+from ecg2abp.models.inference import inference_forward
 from ecg2abp.serving.ensemble import _model_file
 from ecg2abp.serving.inputs import InputRecord
 from ecg2abp.serving.onnx_model import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, session
@@ -22,6 +28,17 @@ MAX_REL_DIFF = 1e-4
 OPSET = 17
 CHECK_WINDOWS = 256
 CHECK_BATCH = 32
+
+
+class _Traced(torch.nn.Module):
+    """The inference forward as a module, for the ONNX tracer."""
+
+    def __init__(self, forward) -> None:
+        super().__init__()
+        self.forward_fn = forward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_fn(x)
 
 
 def max_rel_diff(reference: np.ndarray, other: np.ndarray) -> float:
@@ -48,6 +65,19 @@ def _real_windows(predictor, records: list[InputRecord], rng: np.random.Generato
     return predictor.stats.scale_ecg(windows)[:, None, :]
 
 
+def _export(graph: torch.nn.Module, example: np.ndarray, path: Path) -> None:
+    torch.onnx.export(
+        graph,
+        (torch.from_numpy(example),),
+        str(path),
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
+
+
 def export_onnx(model_path: Path, onnx_path: Path, check: list[InputRecord]) -> dict:
     """Write `onnx_path` from a deep model.pt; compare ONNX Runtime with PyTorch; return figures."""
     predictor = _model_file(Path(model_path), torch.device("cpu"))
@@ -55,9 +85,8 @@ def export_onnx(model_path: Path, onnx_path: Path, check: list[InputRecord]) -> 
         raise InputError(
             f"{model_path}: only deep models export to ONNX (this is {predictor.kind})"
         )
-    model = predictor.model.float().eval()
-    if hasattr(model, "set_attention"):  # the fused path's padded heads do not trace to ONNX
-        model.set_attention("reference")
+    model = predictor.model.float().eval().requires_grad_(False)
+    traced = _Traced(inference_forward(model, "fp32", traceable=True)).eval()
     window = predictor.window
     meta = {key: value for key, value in predictor.meta.items() if key != "state_dict"}
     rng = np.random.default_rng(0)
@@ -68,16 +97,9 @@ def export_onnx(model_path: Path, onnx_path: Path, check: list[InputRecord]) -> 
     import onnx
 
     with atomic_path(Path(onnx_path)) as tmp:
-        torch.onnx.export(
-            model,
-            (torch.from_numpy(probes["random"][:2]),),
-            str(tmp),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
+        with warnings.catch_warnings():  # shapes other than the batch are fixed by design
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            _export(traced, probes["random"][:2], tmp)
         graph = onnx.load(str(tmp))
         graph.metadata_props.add(key=METADATA_KEY, value=json.dumps(meta, default=str))
         onnx.save(graph, str(tmp))
