@@ -39,6 +39,8 @@ ROWS_PER_GROUP = 1 << 20
 class Predictor:
     """A trained model file turned into ABP (mmHg) for normalised ECG windows of one record."""
 
+    max_batch: int | None = None  # windows per forward call at most; None: the caller's batch
+
     def __init__(self, model_path: Path, device: torch.device) -> None:
         self.path = Path(model_path)
         self.meta = load_model_file(self.path)
@@ -76,9 +78,10 @@ class Predictor:
             means = self.meta.get("record_means") or {}
             return np.full(n, means.get(record_id, self.meta["train_abp_mean"]))
         out = np.empty(n, dtype=np.float64)
+        step = min(batch_size, self.max_batch or batch_size)
         try:
-            for first in range(0, n, batch_size):
-                x = self.stats.scale_ecg(ecg_windows[first : first + batch_size])
+            for first in range(0, n, step):
+                x = self.stats.scale_ecg(ecg_windows[first : first + step])
                 out[first : first + len(x)] = self._forward(x)
         except InputError as error:  # e.g. a classical model refusing non-finite ECG
             raise InputError(f"record {record_id}: {error}") from None

@@ -235,12 +235,11 @@ class NodeAttention:
         """
         with torch.autocast(q.device.type, enabled=False):
             scores = q @ k.transpose(-1, -2)  # k contiguous: read transposed by the product
-            if self.exact:
-                return torch.softmax(scores, dim=-1) @ v[..., :-1]
-            summed = torch.exp(scores) @ v
-            low, high = summed[..., -1].aminmax()
-            if DENOMINATOR_RANGE[0] <= low and high <= DENOMINATOR_RANGE[1]:
-                return torch.div(summed[..., :-1], summed[..., -1:], out=out)
+            if not self.exact:
+                summed = torch.exp(scores) @ v
+                low, high = summed[..., -1].aminmax()
+                if DENOMINATOR_RANGE[0] <= low and high <= DENOMINATOR_RANGE[1]:
+                    return torch.div(summed[..., :-1], summed[..., -1:], out=out)
             exact = torch.softmax(scores, dim=-1) @ v[..., :-1]
             return exact if out is None else out.copy_(exact)
 
@@ -254,11 +253,11 @@ class NodeAttention:
         batch, tokens = q.shape[:2]
         if self.explicit:  # written straight into [batch, tokens, heads, head_dim] order
             q, k = (self.by_head(t, self.head_size) for t in (q, k))
-            if self.exact:
-                weighted = self.weighted(q, k, self.by_head(v, self.head_dim + 1))
-                return weighted.transpose(1, 2).flatten(2)
+            v = self.by_head(v, self.head_dim + 1)
+            if self.exact:  # traced: no output allocated from the (dynamic) batch size
+                return self.weighted(q, k, v).transpose(1, 2).flatten(2)
             out = q.new_empty(batch, tokens, self.heads, self.head_dim)
-            self.weighted(q, k, self.by_head(v, self.head_dim + 1), out=out.transpose(1, 2))
+            self.weighted(q, k, v, out=out.transpose(1, 2))
             return out.view(batch, tokens, self.embed)
         q, k, v = (t.unflatten(-1, (self.heads, self.head_size)).transpose(1, 2) for t in (q, k, v))
         out = F.scaled_dot_product_attention(q, k, v, scale=1.0)[..., : self.head_dim]
@@ -322,7 +321,8 @@ class InferenceUNet:
         self, x: torch.Tensor, length: int, *, align_corners: bool, first: int = 0
     ) -> torch.Tensor:
         """Samples first.. of x resized to `length` (F.interpolate, mode "linear")."""
-        return x @ self.resize[(int(x.shape[-1]), length, align_corners)][:, first:]  # int: traced
+        n_in = int(x.shape[-1])  # a tensor, not an int, under the ONNX tracer
+        return x @ self.resize[(n_in, length, align_corners)][:, first:]
 
     def decode(self, node: NodePlan, out: dict[str, torch.Tensor], first: int = 0) -> torch.Tensor:
         """UNetPlusPlus.decode with this class's blocks, fed samples first.. of each input (its

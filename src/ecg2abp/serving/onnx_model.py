@@ -19,9 +19,10 @@ from ecg2abp.training.jobs import FORMAT_VERSION
 METADATA_KEY = "ecg2abp"
 INPUT_NAME = "ecg"
 OUTPUT_NAME = "abp"
-# Windows per session call. The graph's attention holds its scores whole (at full width 8 MB per
-# window at the deepest node): 1024 windows ran out of 24 GB, and at width 1/16 calls of 64 run
-# faster than calls of 1024 (2,213 against 1,952 windows per CPU-second, one thread).
+# Windows per session call (Predictor.max_batch). The graph's attention holds its scores whole
+# (at full width 8 MB per window at the deepest node): 1024 windows ran out of 24 GB, and at
+# width 1/16 calls of 64 run faster than calls of 1024 (2,213 against 1,952 windows per
+# CPU-second, one thread).
 SESSION_BATCH = 64
 
 
@@ -38,6 +39,8 @@ def session(path: Path | str | bytes, threads: int | None = None):
 
 class OnnxPredictor(Predictor):
     """Predictor whose forward runs an exported graph in ONNX Runtime (deep models only)."""
+
+    max_batch = SESSION_BATCH
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         self.path = Path(path)
@@ -65,12 +68,7 @@ class OnnxPredictor(Predictor):
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(x, dtype=np.float32)[:, None, :]
-        pieces = range(0, len(batch), SESSION_BATCH)
-        out = [
-            self.session.run([OUTPUT_NAME], {INPUT_NAME: batch[i : i + SESSION_BATCH]})[0]
-            for i in pieces
-        ]
-        return np.concatenate(out).astype(np.float64)
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0].astype(np.float64)
 
 
 def _check_graph(path: Path, sess, window: int) -> None:
