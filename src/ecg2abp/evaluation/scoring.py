@@ -22,6 +22,7 @@ from ecg2abp.folds.feed import side_ranges
 from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.folds.normalisation import NormStats
 from ecg2abp.models.inference import inference_forward
+from ecg2abp.training.calibration import Calibration
 from ecg2abp.training.model_file import load_model_file
 
 log = logging.getLogger("ecg2abp.evaluation.scoring")
@@ -41,9 +42,10 @@ class Predictor:
 
     max_batch: int | None = None  # windows per forward call at most; None: the caller's batch
 
-    def __init__(self, model_path: Path, device: torch.device) -> None:
+    def __init__(self, model_path: Path, device: torch.device, meta: dict | None = None) -> None:
+        """`meta`: the model file's contents when already in memory (else read from the path)."""
         self.path = Path(model_path)
-        self.meta = load_model_file(self.path)
+        self.meta = load_model_file(self.path) if meta is None else meta
         self.stats = NormStats.from_dict(self.meta["stats"])
         self.window = int(self.meta["window"])
         self.kind = self.meta["kind"]
@@ -72,7 +74,7 @@ class Predictor:
             self.model = type(template).load(artefact)
 
     def predict(self, record_id: str, ecg_windows: np.ndarray, batch_size: int) -> np.ndarray:
-        """ABP at the last sample of each raw ECG window [n, window], in mmHg."""
+        """ABP at the last sample of each raw ECG window [n, window], in mmHg (calibrated)."""
         n = len(ecg_windows)
         if self.kind == "naive":
             means = self.meta.get("record_means") or {}
@@ -85,7 +87,9 @@ class Predictor:
                 out[first : first + len(x)] = self._forward(x)
         except InputError as error:  # e.g. a classical model refusing non-finite ECG
             raise InputError(f"record {record_id}: {error}") from None
-        prediction = out * self.stats.abp_scale + self.stats.abp_center
+        prediction = Calibration.of(self.meta).apply(
+            out * self.stats.abp_scale + self.stats.abp_center
+        )
         if not np.all(np.isfinite(prediction)):
             bad = int(np.count_nonzero(~np.isfinite(prediction)))
             raise InputError(
