@@ -86,9 +86,11 @@ def test_empty_accumulator_gives_none_everywhere():
     r = ErrorAccumulator().result()
     assert r["n"] == 0
     assert (r["aami_records_met"], r["aami_records"]) == (0, 0)
-    undefined = {k: v for k, v in r.items() if k not in ("n", "aami_records_met", "aami_records")}
-    assert len(undefined) == 15
+    counts = ("n", "aami_records_met", "aami_records", "n_sbp_lt90", "n_sbp_90_140", "n_sbp_ge140")
+    undefined = {k: v for k, v in r.items() if k not in counts}
+    assert len(undefined) == 26  # 15 error measures, 5 tracking measures, band MAE and ME
     assert all(v is None for v in undefined.values())
+    assert all(r[k] == 0 for k in counts)
     acc = ErrorAccumulator()
     acc.update("r1", np.array([]), np.array([]))
     assert acc.result() == r

@@ -93,10 +93,12 @@ def test_fold_rows_and_merged_rows_equal_metrics_of_the_predictions(two_folds):
             )
 
 
-def summary_rows(summary: str) -> list[str]:
-    """The variant column of the summary table's body, top to bottom."""
-    lines = [line for line in summary.splitlines() if line.startswith("| ")]
-    return [line.split("|")[1].strip() for line in lines[1:]]
+def summary_rows(summary: str, table: int = 0) -> list[str]:
+    """The variant column of the body of the summary's `table`-th table, top to bottom."""
+    blocks = summary.split("\n\n")
+    tables = [b for b in blocks if b.startswith("| ")]
+    lines = tables[table].splitlines()
+    return [line.split("|")[1].strip() for line in lines[2:]]
 
 
 def test_summary_lists_naive_first_and_writes_the_table(two_folds, tmp_path):

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from ecg2abp.errors import InputError
-from ecg2abp.report.comparison import bootstrap_mean_ci, compare_variants, paired
+from ecg2abp.evaluation.verdicts import bootstrap_mean_ci
+from ecg2abp.report.comparison import compare_variants, paired
 from ecg2abp.report.streaming import VariantStream
 
 RNG_SEED = 3
