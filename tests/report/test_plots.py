@@ -4,10 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg2abp.evaluation.metrics import LEVELS
+from ecg2abp.evaluation.metrics import LEVELS, SBP_BANDS
 from ecg2abp.evaluation.pooling import ALL_FOLDS
 from ecg2abp.report import plots
-from ecg2abp.evaluation.metrics import SBP_BANDS
 from ecg2abp.report.streaming import VariantStream
 
 
