@@ -218,10 +218,11 @@ def tracking(pairs: PairMoments, records: dict[str, PairMoments]) -> dict[str, f
     """
     out: dict[str, float | None] = dict.fromkeys(("slope", "intercept", "sd_ratio"))
     if pairs.true.varies():
-        slope = pairs.co / pairs.true.m2
+        varies = pairs.pred.varies()  # a constant prediction: exactly 0, not rounding noise
+        slope = pairs.co / pairs.true.m2 if varies else 0.0
         out["slope"] = slope
         out["intercept"] = pairs.pred.mean - slope * pairs.true.mean
-        out["sd_ratio"] = math.sqrt(pairs.pred.m2 / pairs.true.m2)
+        out["sd_ratio"] = math.sqrt(pairs.pred.m2 / pairs.true.m2) if varies else 0.0
     mine = [p for p in records.values() if p.true.n > 0]
     within = PairMoments(
         Moments(pairs.true.n, pairs.true.mean, sum(p.true.m2 for p in mine)),
