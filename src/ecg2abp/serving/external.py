@@ -3,7 +3,8 @@
 Records are cleaned as ingest cleans them (the model's stored cleaning settings, ECG and ABP
 rules), each kept segment is band-passed from its start, every full window is predicted, and
 the same LevelMetrics as the pipeline's scores it. The naive floor is the training ABP mean
-stored in the model, scored on exactly the samples the model predicted.
+stored in the model, scored on exactly the samples the model predicted. When cleaning leaves
+no window to score, that is an error naming the counts, not an empty metrics.json.
 """
 
 import time
@@ -42,7 +43,7 @@ def evaluate_external(
     settings, fs, window = model.cleaning, model.fs, model.window
     scored, floor = LevelMetrics(fs), LevelMetrics(fs)
     removed = dict.fromkeys(REASONS, 0)
-    n_records = n_samples = 0
+    n_records = n_samples = n_predicted = 0
     writer = PredictionWriter(Path(out_dir) / "predictions.parquet")
     ok = False
     try:
@@ -64,6 +65,7 @@ def evaluate_external(
                     mean, _ = model.predict(record.record_id, windows, batch_size)
                     ends = np.arange(len(windows)) + window - 1
                     predicted[ends] = mean
+                    n_predicted += len(ends)
                     samples = record.source_samples(start + ends)
                     writer.add(record.record_id, samples, true[ends], mean)
                 scored.update_segment(record.record_id, true, predicted)
@@ -71,6 +73,8 @@ def evaluate_external(
                 floor.update_segment(record.record_id, true, naive)
         if n_records == 0:
             raise InputError(f"{input_path}: holds no recordings")
+        if n_predicted == 0:
+            raise InputError(f"{input_path}: {nothing_to_score(n_records, n_samples, removed)}")
         ok = True
     finally:
         writer.close(ok)
@@ -92,3 +96,12 @@ def evaluate_external(
     }
     write_json(Path(out_dir) / "metrics.json", result)
     return result
+
+
+def nothing_to_score(records: int, samples: int, removed: dict[str, int]) -> str:
+    """Why nothing was scored, with the counts: samples read and removed per reason."""
+    reasons = ", ".join(f"{reason} {n:,}" for reason, n in removed.items() if n) or "none"
+    return (
+        f"cleaning left nothing to score: {samples:,} samples read from {records} record(s), "
+        f"removed: {reasons} (no kept stretch holds a full window)"
+    )
