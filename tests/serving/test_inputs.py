@@ -203,3 +203,19 @@ def test_a_table_broken_midway_is_a_one_line_error_when_read(tmp_path):
     (record,) = read(csv, source_fs=125.0)
     with pytest.raises(InputError, match=r"torn\.csv: cannot read table"):
         record.ecg()
+
+
+def test_decimal_commas_and_semicolons_are_read_as_numbers(tmp_path, real):
+    ecg = np.round(real.ecg[:500], 4)
+    text = [f"{value:.4f}".replace(".", ",") for value in ecg]
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text("ecg\n" + "".join(f'"{value}"\n' for value in text))
+    european = tmp_path / "european.csv"
+    european.write_text("time;ECG\n" + "".join(f"{i};{v}\n" for i, v in enumerate(text)))
+    for path in (quoted, european):
+        (record,) = read(path, source_fs=125.0)
+        np.testing.assert_allclose(record.ecg(), ecg, atol=1e-12)
+    unquoted = tmp_path / "unquoted.csv"
+    unquoted.write_text("ecg\n" + "".join(f"{value}\n" for value in text))
+    with pytest.raises(InputError, match=r"unquoted\.csv: rows hold more fields than the header"):
+        read(unquoted, source_fs=125.0)

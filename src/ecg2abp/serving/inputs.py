@@ -8,7 +8,9 @@ each and are read whole by design. Each record keeps its original rate so that o
 name the sample of the original recording.
 """
 
+import csv
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -25,6 +27,9 @@ TABLE_SUFFIXES = (".csv", ".parquet")
 ECG_COLUMN = "ecg"
 DEFAULT_LEAD = "II"
 BLOCK_SAMPLES = 1 << 15  # source samples read at a time
+SNIFF_BYTES = 1 << 16  # of a CSV, read to tell its separator and decimal mark
+SEPARATORS = ",;\t"
+DECIMAL_COMMA = re.compile(r"\s*[-+]?\d*,\d+(?:[eE][-+]?\d+)?\s*")
 
 Blocks = Callable[[int], Iterator[np.ndarray]]
 
@@ -149,19 +154,50 @@ def _table_column(path: Path, column: str | None) -> tuple[Blocks, int | None]:
             columns = [name for name in table.schema_arrow.names if name not in index]
             length = table.metadata.num_rows
         else:
-            columns, length = list(pd.read_csv(path, nrows=0).columns), None
+            dialect = {"sep": _csv_separator(path)}
+            columns, length = list(pd.read_csv(path, nrows=0, **dialect).columns), None
     name = _ecg_column(path, columns, column)
-    return partial(_table_blocks, path, name, parquet), length
-
-
-def _table_blocks(path: Path, name: str, parquet: bool, size: int) -> Iterator[np.ndarray]:
-    """Column `name` of a table as float64 blocks of `size` rows (non-numbers read as NaN)."""
+    if parquet:
+        return partial(_table_blocks, path, name, None), length
     with readers._translated(str(path), "cannot read table"):
-        if parquet:
+        dialect["decimal"] = _csv_decimal(path, dialect["sep"], name)
+    return partial(_table_blocks, path, name, dialect), length
+
+
+def _csv_separator(path: Path) -> str:
+    """The CSV's field separator (`,`, `;` or tab); refuses rows longer than the header, which
+    a comma-separated file of unquoted decimal commas ("0,0713") would have."""
+    with path.open(newline="", errors="replace") as file:
+        head = file.read(SNIFF_BYTES)
+    lines = head.splitlines()[:-1] if len(head) == SNIFF_BYTES else head.splitlines()
+    try:
+        separator = csv.Sniffer().sniff("\n".join(lines), delimiters=SEPARATORS).delimiter
+    except csv.Error:  # one column, or nothing to tell from: comma
+        separator = ","
+    rows = [row for row in csv.reader(lines, delimiter=separator) if row]
+    if rows and any(len(row) > len(rows[0]) for row in rows[1:]):
+        raise InputError(
+            f"{path}: rows hold more fields than the header's {len(rows[0])} "
+            f"(numbers with decimal commas must be quoted or separated by ';')"
+        )
+    return separator
+
+
+def _csv_decimal(path: Path, separator: str, name: str) -> str:
+    """`,` when the ECG column's first values are decimal-comma numbers ("0,0713"), else `.`."""
+    head = pd.read_csv(path, sep=separator, usecols=[name], dtype=str, nrows=1000)[name].dropna()
+    return "," if len(head) and head.str.fullmatch(DECIMAL_COMMA).all() else "."
+
+
+def _table_blocks(path: Path, name: str, dialect: dict | None, size: int) -> Iterator[np.ndarray]:
+    """Column `name` of a table (CSV when `dialect` gives read_csv's sep and decimal) as float64
+    blocks of `size` rows (non-numbers read as NaN)."""
+    with readers._translated(str(path), "cannot read table"):
+        if dialect is None:
             batches = pq.ParquetFile(path).iter_batches(batch_size=size, columns=[name])
             values = (batch.column(0).to_numpy(zero_copy_only=False) for batch in batches)
         else:
-            chunks = pd.read_csv(path, usecols=[name], chunksize=size)
+            chunks = pd.read_csv(path, usecols=[name], chunksize=size, **dialect)
             values = (chunk[name].to_numpy() for chunk in chunks)
         for block in values:
             yield pd.to_numeric(block, errors="coerce").astype(np.float64)

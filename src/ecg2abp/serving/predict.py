@@ -51,6 +51,13 @@ class Counts:
         self.predicted += int(codes[0])
         self.flags.update({FLAGS[i]: int(c) for i, c in enumerate(codes) if i and c})
 
+    def nothing_predicted(self, window: int) -> str:
+        """Why no sample was predicted, with the counts."""
+        if self.samples < window:
+            return f"nothing to predict: {self.samples:,} ECG samples, under one window ({window})"
+        flagged = ", ".join(f"{flag} {n:,}" for flag, n in self.flags.most_common())
+        return f"nothing predicted: every one of {self.samples:,} ECG samples flagged ({flagged})"
+
 
 def model_inputs(model: ServingModel, path: Path, options: InputOptions) -> Iterator[InputRecord]:
     """The records of `path` at the model's rate (read lazily by the caller's loop)."""
@@ -142,6 +149,8 @@ def predict_file(
                 beat_writer.write(beat_table(record, *found.finish()))
         if counts.records == 0:
             raise InputError(f"{input_path}: holds no recordings")
+        if counts.predicted == 0:
+            raise InputError(f"{input_path}: {counts.nothing_predicted(model.window)}")
         ok = True
     finally:
         writer.close(ok)
