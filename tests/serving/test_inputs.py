@@ -219,3 +219,20 @@ def test_decimal_commas_and_semicolons_are_read_as_numbers(tmp_path, real):
     unquoted.write_text("ecg\n" + "".join(f"{value}\n" for value in text))
     with pytest.raises(InputError, match=r"unquoted\.csv: rows hold more fields than the header"):
         read(unquoted, source_fs=125.0)
+
+
+def test_without_lead_ii_the_first_ecg_lead_is_read_everywhere(tmp_path, real):
+    ecg = real.ecg[:2500]
+    mostly_zero = np.where(np.arange(2500) < 2300, 0.0, ecg)
+    header = write_wfdb(tmp_path, "rec", {"PLETH": ecg, "MCL1": ecg, "V": mostly_zero}, 125.0)
+    (record,) = read(header)
+    assert (record.lead, record.other_leads) == ("MCL1", ("V",))
+    np.testing.assert_allclose(record.ecg(), ecg, atol=1e-3)
+    (ingested,) = iter_records(header, ecg_lead="II")  # what ingest reads: the same lead
+    np.testing.assert_allclose(ingested.ecg, ecg, atol=1e-3)
+    assert readers.ecg_leads(["ABP", "aVF", "V5", "ECG", "mcl1", "RESP", "PLETH"]) == [
+        "aVF",
+        "V5",
+        "ECG",
+        "mcl1",
+    ]

@@ -15,11 +15,12 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ecg2abp.atomic import write_json
-from ecg2abp.data.cleaning import REASONS, clean_record, filter_ecg_segment
+from ecg2abp.data.cleaning import REASONS, clean_record, filter_ecg_segment, label_ecg
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LevelMetrics
 from ecg2abp.evaluation.scoring import PredictionWriter
 from ecg2abp.serving.ensemble import load_model
+from ecg2abp.serving.inputs import UNUSABLE_ECG
 from ecg2abp.serving.predict import InputOptions, model_inputs
 
 
@@ -55,6 +56,9 @@ def evaluate_external(
             n_records += 1
             n_samples += len(whole)
             cleaned = clean_record(whole, abp, fs, settings)
+            labels = label_ecg(whole, fs, settings)
+            blamed = np.isin(labels, [REASONS.index(reason) for reason in UNUSABLE_ECG])
+            record.check_lead(int(np.count_nonzero(blamed)), len(whole))
             removed = {reason: removed[reason] + cleaned.removed[reason] for reason in REASONS}
             for start, stop in cleaned.segments:
                 ecg = filter_ecg_segment(whole[start:stop], fs, settings)

@@ -9,6 +9,7 @@ name the sample of the original recording.
 """
 
 import csv
+import logging
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -23,9 +24,11 @@ import pyarrow.parquet as pq
 from ecg2abp.data import readers
 from ecg2abp.errors import InputError
 
+log = logging.getLogger("ecg2abp.serving")
 TABLE_SUFFIXES = (".csv", ".parquet")
 ECG_COLUMN = "ecg"
-DEFAULT_LEAD = "II"
+UNUSABLE_ECG = ("nonfinite", "ecg_saturated", "ecg_flat")  # reasons that blame the lead
+UNUSABLE_SHARE = 0.5  # a WFDB lead unusable on more than this share of its record is named
 BLOCK_SAMPLES = 1 << 15  # source samples read at a time
 SNIFF_BYTES = 1 << 16  # of a CSV, read to tell its separator and decimal mark
 SEPARATORS = ",;\t"
@@ -51,6 +54,8 @@ class InputRecord:
     source: Blocks
     abp: Callable[[], np.ndarray | None] = _no_abp
     source_length: int | None = None  # ECG samples at source_fs, when known before reading
+    lead: str | None = None  # the WFDB lead read, with the record's other ECG leads
+    other_leads: tuple[str, ...] = ()
 
     def source_samples(self, index: np.ndarray) -> np.ndarray:
         """Sample numbers in the original recording of samples `index` at the model's rate."""
@@ -73,6 +78,20 @@ class InputRecord:
         rest = resampler.push(np.zeros(0), final=True)
         if len(rest):
             yield rest
+
+    def check_lead(self, unusable: int, samples: int) -> None:
+        """Warn when its WFDB lead is unusable (`unusable` of `samples`) on most of the record,
+        naming the record's other ECG leads."""
+        if self.lead is None or unusable <= UNUSABLE_SHARE * samples:
+            return
+        log.warning(
+            "%s: lead %s is missing, saturated or flat on %.0f %% of the record; "
+            "its other ECG leads: %s (pick one with --lead)",
+            self.record_id,
+            self.lead,
+            100.0 * unusable / samples,
+            ", ".join(self.other_leads) or "none",
+        )
 
     def ecg(self) -> np.ndarray:
         """The whole ECG at `fs` (for whole-record uses: external evaluation, export checks)."""
@@ -219,10 +238,9 @@ def _wfdb_inputs(
     path: Path, fs: float, min_source_fs: float, lead: str | None
 ) -> Iterator[InputRecord]:
     folder = path.resolve() if path.is_dir() else path.resolve().parent
-    wanted = [lead] if lead else [DEFAULT_LEAD, *readers.ECG_LEADS]
     for header in readers._wfdb_headers(path):
         layout = readers.wfdb_layout(header)
-        ecg = readers._channel(layout.names, wanted)
+        ecg = readers._channel(layout.names, [lead]) if lead else readers.ecg_channel(layout.names)
         if ecg is None:
             asked = f"lead {lead!r}" if lead else "ECG lead"
             channels = ", ".join(layout.names) or "none"
@@ -240,6 +258,8 @@ def _wfdb_inputs(
             partial(readers.wfdb_blocks, header, layout, ecg, where=where),
             partial(_wfdb_abp, header, layout, where, fs, n_out),
             length,
+            layout.names[ecg],
+            tuple(name for name in readers.ecg_leads(layout.names) if name != layout.names[ecg]),
         )
 
 

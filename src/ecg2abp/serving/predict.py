@@ -13,7 +13,7 @@ from ecg2abp.data.cleaning import ecg_extremes
 from ecg2abp.errors import InputError
 from ecg2abp.serving.beats import RecordBeats
 from ecg2abp.serving.ensemble import ServingModel, load_model
-from ecg2abp.serving.inputs import InputRecord, lowest_rate, read_inputs
+from ecg2abp.serving.inputs import UNUSABLE_ECG, InputRecord, lowest_rate, read_inputs
 from ecg2abp.serving.outputs import (
     BEAT_SCHEMA,
     TableWriter,
@@ -50,6 +50,10 @@ class Counts:
         codes = np.bincount(rows.flag, minlength=len(FLAGS))
         self.predicted += int(codes[0])
         self.flags.update({FLAGS[i]: int(c) for i, c in enumerate(codes) if i and c})
+
+    def unusable(self) -> int:
+        """Samples flagged for a reason that blames the ECG lead."""
+        return sum(self.flags[reason] for reason in UNUSABLE_ECG)
 
     def nothing_predicted(self, window: int) -> str:
         """Why no sample was predicted, with the counts."""
@@ -132,6 +136,7 @@ def predict_file(
     try:
         for record in model_inputs(model, Path(input_path), options or InputOptions()):
             counts.records += 1
+            rows_before, unusable_before = counts.rows, counts.unusable()
             found = RecordBeats(record.fs) if beat_writer is not None else None
             if plot is not None and sketch is None:
                 sketch = Sketch(record)
@@ -147,6 +152,7 @@ def predict_file(
                     sketch.add(rows)
             if found is not None:
                 beat_writer.write(beat_table(record, *found.finish()))
+            record.check_lead(counts.unusable() - unusable_before, counts.rows - rows_before)
         if counts.records == 0:
             raise InputError(f"{input_path}: holds no recordings")
         if counts.predicted == 0:
