@@ -247,6 +247,11 @@ def evaluate_variant(
         raise InputError(
             f"{model_path}: trained for window {predictor.window}, split has {fold.window}"
         )
+    if not predictor.meta["data_fingerprint"]:
+        raise InputError(
+            f"{model_path}: bound to no data (imported without --split and --fold); "
+            "import it again with them to score it"
+        )
     if predictor.meta["fold"] != fold_index:
         raise InputError(
             f"{model_path}: trained on fold {predictor.meta['fold']}, not fold {fold_index}"

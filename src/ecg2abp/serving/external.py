@@ -7,6 +7,8 @@ stored in the model, scored on exactly the samples the model predicted. When cle
 no window to score, that is an error naming the counts, not an empty metrics.json.
 """
 
+import logging
+import math
 import time
 from pathlib import Path
 
@@ -22,6 +24,8 @@ from ecg2abp.evaluation.scoring import PredictionWriter
 from ecg2abp.serving.ensemble import load_model
 from ecg2abp.serving.inputs import UNUSABLE_ECG
 from ecg2abp.serving.predict import InputOptions, model_inputs
+
+log = logging.getLogger("ecg2abp.serving")
 
 
 def evaluate_external(
@@ -42,6 +46,12 @@ def evaluate_external(
         torch.set_num_threads(threads)
     model = load_model(Path(model_path), torch.device("cpu"))
     settings, fs, window = model.cleaning, model.fs, model.window
+    if not math.isfinite(model.train_abp_mean):
+        log.warning(
+            "%s: holds no training ABP mean, so no naive floor (an import-original without "
+            "--split and --fold)",
+            model_path,
+        )
     scored, floor = LevelMetrics(fs), LevelMetrics(fs)
     removed = dict.fromkeys(REASONS, 0)
     n_records = n_samples = n_predicted = 0
