@@ -228,6 +228,16 @@ def _score_sampled_windows(
     return point, len(records)
 
 
+def beats_not_scored(stride: int) -> dict:
+    """SBP/DBP/MAP marked as not scored when `stride` > 1: a beat's extremes need every sample
+    predicted, so strided evaluation scores points only (and says so)."""
+    if stride == 1:
+        return {}
+    why = f"evaluate.stride {stride} predicts one sample in {stride}; beats need every sample"
+    log.warning("%s: SBP, DBP and MAP are not scored", why)
+    return {level: {"applies": False, "why": why} for level in LEVELS[1:]}
+
+
 def evaluate_variant(
     model_path: Path,
     split_path: Path,
@@ -278,7 +288,7 @@ def evaluate_variant(
             state = {"point": point.to_dict()}
         else:
             metrics, n_records = _score_records(fold, predictor, writer, stride, batch)
-            levels = metrics.result()
+            levels = metrics.result() | beats_not_scored(stride)
             state = metrics.to_dict()
         ok = True
     finally:
