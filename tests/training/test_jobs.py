@@ -334,6 +334,7 @@ def test_sigterm_during_validation_stops_there_and_the_rerun_validates_again(
     assert_same_training(out, reference)
 
 
+@pytest.mark.slow
 def test_with_batchnorm_validating_in_training_mode_a_stop_mid_validation_resumes_identically(
     chain, tmp_path
 ):
