@@ -1,6 +1,6 @@
 """Which torch device a job runs on: decided inside the job, never in the workflow's DAG.
 
-Every job logs the device it resolved; one that the environment gave a GPU
+Every train and evaluate job logs the device it runs on; one that the environment gave a GPU
 (CUDA_VISIBLE_DEVICES naming one: SLURM's --gpus, the gpu_slots pinning) but that sees no CUDA
 says so in a warning instead of training on the CPU unnoticed.
 """
@@ -32,7 +32,6 @@ def resolve_device(name: str, *, setting: str = "train.device") -> torch.device:
         raise InputError(f"{setting} {name!r}: not a device (use auto, cpu or cuda)")
     else:
         device = torch.device(name)
-    log.info("%s %s: running on %s", setting, name, describe_device(device))
     gpus = assigned_gpus()
     if name == "auto" and device.type == "cpu" and gpus is not None:
         why = "a torch built without CUDA" if torch.version.cuda is None else "no usable driver"
@@ -45,9 +44,10 @@ def resolve_device(name: str, *, setting: str = "train.device") -> torch.device:
     return device
 
 
-def describe_device(device: torch.device) -> str:
-    """`cpu`, or `cuda:N (GPU name)`."""
-    if device.type != "cuda":
-        return str(device)
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+def log_device(device: torch.device, name: str, *, setting: str = "train.device") -> None:
+    """Say which device a job runs on (once its inputs are checked, as it starts the work)."""
+    described = str(device)
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        described = f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    log.info("%s %s: running on %s", setting, name, described)

@@ -15,7 +15,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ecg2abp import models
 from ecg2abp.atomic import atomic_path, write_json
 from ecg2abp.data.shards import Shard
-from ecg2abp.devices import resolve_device
+from ecg2abp.devices import log_device, resolve_device
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, LevelMetrics
 from ecg2abp.folds.feed import side_ranges
@@ -271,6 +271,7 @@ def evaluate_variant(
             f"{model_path}: trained on other data than {split_path} and the shards given "
             "(data fingerprints differ)"
         )
+    log_device(device, config["train"]["device"])
     stride = config["evaluate"]["stride"]
     batch = config["evaluate"]["batch_size"]
     out_dir = Path(out_dir)

@@ -16,7 +16,7 @@ import torch
 
 from ecg2abp import models
 from ecg2abp.atomic import atomic_path
-from ecg2abp.devices import resolve_device
+from ecg2abp.devices import log_device, resolve_device
 from ecg2abp.errors import InputError
 from ecg2abp.folds.feed import WindowFeed
 from ecg2abp.folds.loading import FoldData, load_fold
@@ -156,6 +156,7 @@ def train_deep(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
     train = ctx.train
     torch.manual_seed(train["seed"])
     device = resolve_device(train["device"])
+    log_device(device, train["device"])
     resume_key = ctx.resume_key(data_hash)
     model = models.build(
         ctx.spec["model"],
