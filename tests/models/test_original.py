@@ -119,6 +119,7 @@ def test_an_import_bound_to_a_fold_is_scored_by_evaluate_and_external_floor_incl
 
     scored = evaluate_variant(out, split, shards, 1, tmp_path / "eval", config)
     assert scored["levels"]["point"]["n"] > 0
+    assert scored["leaky"]  # the original trained on every record: leaky under any split
     external = evaluate_external(out, parts[0], tmp_path / "ext")
     predictions = pd.read_parquet(tmp_path / "ext" / "predictions.parquet")
     naive = external["naive"]["levels"]["point"]

@@ -300,7 +300,8 @@ def evaluate_variant(
         "kind": predictor.kind,
         "fold": fold_index,
         "protocol": fold.protocol,
-        "leaky": fold.leaky,
+        # the split's protocol leaks, or the model itself saw test records (an original import)
+        "leaky": fold.leaky or bool(predictor.meta["leaky"]),
         "window": fold.window,
         "stride": stride,
         "test_records": n_records,
