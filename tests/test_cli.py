@@ -369,11 +369,41 @@ def test_outputs_that_would_destroy_inputs_are_refused(job, tmp_path, capsys):
     line = one_line_error(
         capsys, ["ingest", str(part), "--out", str(shard), "--report", str(shard)]
     )
-    assert "overwrite the shard" in line
+    assert f"{shard}: would overwrite the output {shard}" in line
     assert part.read_bytes() == before and not shard.exists()
     kept = job.shards[0].read_bytes()
     line = one_line_error(capsys, ["split", *map(str, job.shards), "--out", str(job.shards[0])])
-    assert "overwrite a shard" in line and job.shards[0].read_bytes() == kept
+    assert "overwrite the input" in line and job.shards[0].read_bytes() == kept
+
+
+def test_no_job_writes_over_what_it_reads_by_any_name(job, tmp_path, capsys):
+    """Symlinks, hard links and files a job writes beside its --out count too; nothing is lost."""
+    kept = {path: path.read_bytes() for path in (*job.shards, job.split, job.config, job.model)}
+    hard = tmp_path / "hard.h5"
+    os.link(job.shards[1], hard)
+    split = ["split", *map(str, job.shards), "--config", str(job.config), "--out"]
+    train = ["train", "naive", *job.fold_args(), "--out"]
+    inside = tmp_path / "m"  # the split read from the folder train writes model.pt into
+    inside.mkdir()
+    (inside / "model.pt").symlink_to(job.split)
+    scored = evaluate_args(job, job.model, tmp_path)
+    scored_dir = tmp_path / "e"
+    scored_dir.mkdir()
+    (scored_dir / "metrics.json").symlink_to(job.split)
+    cases = {
+        "split over a hard link of a shard": ([*split, str(hard)], hard),
+        "split over its config": ([*split, str(job.config)], job.config),
+        "train over a linked split": ([*train, str(inside)], inside / "model.pt"),
+        "evaluate over a linked split": (
+            [*scored[:-1], str(scored_dir)],
+            scored_dir / "metrics.json",
+        ),
+    }
+    for what, (argv, named) in cases.items():
+        line = one_line_error(capsys, argv)
+        assert "would overwrite the input" in line, what
+        assert line.startswith(f"ecg2abp: error: {named}:"), (what, line)
+    assert {path: path.read_bytes() for path in kept} == kept
 
 
 def test_bench_commands_take_device_paths_and_batch(capsys):
@@ -385,3 +415,26 @@ def test_bench_commands_take_device_paths_and_batch(capsys):
     assert set(result["paths"]) == {"fp32"} and result["device"] == "cpu"
     assert main(["bench", "train", "--batch", "max", "--device", "cpu", "--paths", "fp32"]) == 2
     assert "ecg2abp: error: benchmark batch max" in capsys.readouterr().err
+
+
+def test_a_classical_model_is_read_only_with_its_own_fitted_file(job, tmp_path, capsys):
+    folders = [tmp_path / f"fold_{fold}" for fold in (0, 1)]
+    for fold, folder in enumerate(folders):
+        assert main(["train", "ridge", *job.fold_args(fold), "--out", str(folder)]) == 0
+    assert main(evaluate_args(job, folders[0] / "model.pt", tmp_path)) == 0
+    shutil.copy(folders[1] / "model.classical", folders[0] / "model.classical")
+    capsys.readouterr()
+    line = one_line_error(capsys, evaluate_args(job, folders[0] / "model.pt", tmp_path))
+    assert str(folders[0] / "model.classical") in line and str(folders[0] / "model.pt") in line
+
+
+def test_a_model_is_scored_only_as_its_own_variant_and_window(job, tmp_path, capsys):
+    argv = evaluate_args(job, job.model, tmp_path)
+    line = one_line_error(capsys, [*argv, "--variant", "ridge"])
+    assert str(job.model) in line and "variant naive" in line and "variant ridge" in line
+    assert main([*argv, "--variant", "naive"]) == 0
+    config = tmp_path / "w.yaml"
+    config.write_text("window: 64\nsplit: {folds: 2, block_size: 1}\nthreads: 1\n")
+    capsys.readouterr()
+    line = one_line_error(capsys, [*argv, "--config", str(config)])
+    assert str(job.model) in line and "window 88" in line and "window 64" in line
