@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import scipy.io
@@ -80,7 +81,15 @@ def test_empty_part(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("yaml_text", "key"),
-    [("windw: 88\n", "windw"), ("split:\n  folds: 0\n", "split.folds"), ("window: 3\n", "window")],
+    [
+        ("windw: 88\n", "windw"),
+        ("split:\n  folds: 0\n", "split.folds"),
+        ("window: 3\n", "window"),
+        ("cleaning: {abp_min: 300, abp_max: 250}\n", "cleaning.abp_min (300)"),
+        ("split: {folds: 1}\n", "split.folds 1"),
+        ("train: {folds: [7]}\n", "train.folds: fold 7"),
+        ("external: {x: /nonexistent.mat}\n", "external.x: /nonexistent.mat"),
+    ],
 )
 def test_config_refused_before_work(tmp_path, good_part, capsys, yaml_text, key):
     config = tmp_path / "my.yaml"
@@ -438,3 +447,27 @@ def test_a_model_is_scored_only_as_its_own_variant_and_window(job, tmp_path, cap
     capsys.readouterr()
     line = one_line_error(capsys, [*argv, "--config", str(config)])
     assert str(job.model) in line and "window 88" in line and "window 64" in line
+
+
+def test_a_shard_edited_after_ingest_is_refused_by_every_job_reading_it(job, tmp_path, capsys):
+    edited = [tmp_path / shard.name for shard in job.shards]
+    for source, copy in zip(job.shards, edited, strict=True):
+        shutil.copy(source, copy)
+    with h5py.File(edited[1], "a") as h5:  # one stretch of ABP 100 mmHg higher, as by hand
+        h5["abp"][100:400] += 100.0
+    for argv in (
+        ["split", *map(str, edited), "--out", str(tmp_path / "s.json")],
+        ["train", "naive", *job.fold_args(shards=edited), "--out", str(tmp_path / "m")],
+        evaluate_args(job, job.model, tmp_path, shards=edited),
+        [
+            "import-original",
+            str(job.model),
+            "--shards",
+            *map(str, edited),
+            "--out",
+            str(tmp_path / "o.pt"),
+        ],
+    ):
+        line = one_line_error(capsys, argv)
+        assert f"{edited[1]}: its data differ from its fingerprint" in line, argv[0]
+    assert not any((tmp_path / name).exists() for name in ("s.json", "m", "e", "o.pt"))
