@@ -439,14 +439,13 @@ def test_a_classical_model_is_read_only_with_its_own_fitted_file(job, tmp_path, 
 
 def test_a_model_is_scored_only_as_its_own_variant_and_window(job, tmp_path, capsys):
     argv = evaluate_args(job, job.model, tmp_path)
+    config = tmp_path / "w.yaml"
+    config.write_text("window: 64\nsplit: {folds: 2, block_size: 1}\nthreads: 1\n")
+    line = one_line_error(capsys, [*argv, "--config", str(config)])
+    assert str(job.model) in line and "window 88" in line and "window 64" in line
     line = one_line_error(capsys, [*argv, "--variant", "ridge"])
     assert str(job.model) in line and "variant naive" in line and "variant ridge" in line
     assert main([*argv, "--variant", "naive"]) == 0
-    config = tmp_path / "w.yaml"
-    config.write_text("window: 64\nsplit: {folds: 2, block_size: 1}\nthreads: 1\n")
-    capsys.readouterr()
-    line = one_line_error(capsys, [*argv, "--config", str(config)])
-    assert str(job.model) in line and "window 88" in line and "window 64" in line
 
 
 def test_a_shard_edited_after_ingest_is_refused_by_every_job_reading_it(job, tmp_path, capsys):
@@ -456,7 +455,14 @@ def test_a_shard_edited_after_ingest_is_refused_by_every_job_reading_it(job, tmp
     with h5py.File(edited[1], "a") as h5:  # one stretch of ABP 100 mmHg higher, as by hand
         h5["abp"][100:400] += 100.0
     for argv in (
-        ["split", *map(str, edited), "--out", str(tmp_path / "s.json")],
+        [
+            "split",
+            *map(str, edited),
+            "--config",
+            str(job.config),
+            "--out",
+            str(tmp_path / "s.json"),
+        ],
         ["train", "naive", *job.fold_args(shards=edited), "--out", str(tmp_path / "m")],
         evaluate_args(job, job.model, tmp_path, shards=edited),
         [

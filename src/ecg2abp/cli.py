@@ -126,6 +126,13 @@ def cmd_bench_ingest(args: argparse.Namespace) -> None:
     print(json.dumps(bench_ingest(part, config=_config(args.config), bandpass=args.bandpass)))
 
 
+def cmd_bench_verify(args: argparse.Namespace) -> None:
+    from ecg2abp.bench.data import bench_verify
+
+    shard = Path(args.shard) if args.shard else None
+    print(json.dumps(bench_verify(shard=shard, n_samples=args.samples, repeats=args.repeats)))
+
+
 def cmd_bench_knn(args: argparse.Namespace) -> None:
     from ecg2abp.bench.knn import bench_knn
 
@@ -415,6 +422,15 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_bench.add_argument("--config", help="config YAML (default: built-in defaults)")
     ingest_bench.add_argument("--bandpass", action="store_true", help="keep the ECG band-pass on")
     ingest_bench.set_defaults(run=cmd_bench_ingest)
+    verify_bench = benches.add_parser(
+        "verify", help="the shard fingerprint check every job makes: seconds and MB/s"
+    )
+    verify_bench.add_argument("--shard", help="a shard file (default: random signals in memory)")
+    verify_bench.add_argument(
+        "--samples", type=int, default=32_000_000, help="random samples (32 M: one part)"
+    )
+    verify_bench.add_argument("--repeats", type=int, default=3, help="best of (3)")
+    verify_bench.set_defaults(run=cmd_bench_verify)
     knn_bench = benches.add_parser(
         "knn", help="knn build time, query speed and recall vs exact over paper-style windows"
     )
