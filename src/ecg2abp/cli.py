@@ -226,7 +226,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     check = Path(args.check_input)
-    refuse_overwriting([Path(args.onnx)], [Path(args.model), *input_files(check)])
+    refuse_overwriting([Path(args.onnx)], input_files(check))  # a WFDB record's files too
     records = list(read_inputs(check, fs=125.0, min_source_fs=0.0, source_fs=args.fs))
     print(json.dumps(export_onnx(Path(args.model), Path(args.onnx), records)))
 
