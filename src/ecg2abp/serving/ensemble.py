@@ -120,8 +120,8 @@ def refuse_mixed(members: list[Predictor]) -> None:
                     f"{member.path}: {key} {member.meta.get(key)!r} differs from {first.path}'s "
                     f"{first.meta.get(key)!r}; cannot ensemble"
                 )
-        # One training job per fold and settings; a copied file repeats both, or its bytes.
-        job = (member.meta.get("fold"), member.meta.get("config_fingerprint"))
+        # One training job per fold, settings and seed; a copy repeats all three, or its bytes.
+        job = tuple(member.meta.get(k) for k in ("fold", "config_fingerprint", "seed"))
         for key in (job, file_sha256(member.path)) if len(members) > 1 else ():
             if key in seen:
                 raise InputError(
