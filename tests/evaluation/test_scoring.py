@@ -332,7 +332,9 @@ def test_a_model_for_another_window_is_refused(by_record, hand_made, tmp_path):
     shard, split, _ = hand_made
     config = tiny_config({"window": SMALL})
     train_variant("naive", config, split, [shard], 0, tmp_path / "naive")
-    with pytest.raises(InputError, match=f"window {SMALL}, split has {WINDOW}"):
+    with pytest.raises(
+        InputError, match=f"trained for window {SMALL}, the config has window {WINDOW}"
+    ):
         evaluate_variant(
             tmp_path / "naive" / "model.pt",
             by_record.split,

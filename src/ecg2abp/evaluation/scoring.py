@@ -13,14 +13,16 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ecg2abp import models
-from ecg2abp.atomic import atomic_path, write_json
+from ecg2abp.atomic import atomic_path, refuse_overwriting, write_json
 from ecg2abp.data.shards import Shard
 from ecg2abp.devices import log_device, resolve_device
+from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, LevelMetrics
 from ecg2abp.folds.feed import side_ranges
 from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.folds.normalisation import NormStats
+from ecg2abp.folds.protocols import windows_path
 from ecg2abp.models.inference import inference_forward
 from ecg2abp.training.model_file import load_model_file
 
@@ -65,11 +67,27 @@ class Predictor:
             self.model.to(device).eval()
             self.inference = inference_forward(self.model, self.meta["precision"])
         elif self.kind == "classical":
-            artefact = self.path.parent / self.meta["artefact"]
+            artefact = self.artefact
             if not artefact.is_file():
                 raise InputError(f"{self.path}: its fitted model {artefact} is missing")
+            bound = self.meta.get("artefact_sha256")  # absent in files from before the binding
+            if bound is not None and file_sha256(artefact) != bound:
+                raise InputError(
+                    f"{artefact}: not the fitted model {self.path} was trained with "
+                    "(its SHA-256 differs); copy both files of one training job together"
+                )
             template = models.build(self.meta["model"], window=self.window, **self.meta["options"])
             self.model = type(template).load(artefact)
+
+    @property
+    def artefact(self) -> Path | None:
+        """A classical model's fitted file (beside its model.pt); None for other kinds."""
+        return self.path.parent / self.meta["artefact"] if self.kind == "classical" else None
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file the model is read from."""
+        return [self.path] + ([self.artefact] if self.artefact else [])
 
     def predict(self, record_id: str, ecg_windows: np.ndarray, batch_size: int) -> np.ndarray:
         """ABP at the last sample of each raw ECG window [n, window], in mmHg."""
@@ -238,6 +256,24 @@ def beats_not_scored(stride: int) -> dict:
     return {level: {"applies": False, "why": why} for level in LEVELS[1:]}
 
 
+def refuse_other_model(predictor: Predictor, config: dict, variant: str | None) -> None:
+    """Refuse a model trained for another window than the config's, or for another variant."""
+    meta, path = predictor.meta, predictor.path
+    if predictor.window != config["window"]:
+        raise InputError(
+            f"{path}: trained for window {predictor.window}, the config has window "
+            f"{config['window']}"
+        )
+    if variant is None:
+        return
+    declared = config["variants"].get(variant, {}).get("model", variant)
+    if meta["variant"] != variant or meta["model"] != declared:
+        raise InputError(
+            f"{path}: holds variant {meta['variant']} (model {meta['model']}), "
+            f"scored as variant {variant} (model {declared})"
+        )
+
+
 def evaluate_variant(
     model_path: Path,
     split_path: Path,
@@ -245,11 +281,21 @@ def evaluate_variant(
     fold_index: int,
     out_dir: Path,
     config: dict,
+    variant: str | None = None,
 ) -> dict:
-    """Predict every test window of the fold; write predictions.parquet and metrics.json."""
+    """Predict every test window of the fold; write predictions.parquet and metrics.json.
+
+    `variant`, when given, is the variant the model is scored as: a model of another is refused.
+    """
     torch.set_num_threads(config["threads"])
     device = resolve_device(config["train"]["device"])
     predictor = Predictor(model_path, device)
+    out_dir = Path(out_dir)
+    refuse_overwriting(
+        [out_dir / "predictions.parquet", out_dir / "metrics.json"],
+        [*predictor.files, split_path, windows_path(Path(split_path)), *shard_paths],
+    )
+    refuse_other_model(predictor, config, variant)
     fold = load_fold(
         split_path, shard_paths, fold_index, normalisation=config["normalisation"], mapped=True
     )
@@ -274,7 +320,6 @@ def evaluate_variant(
     log_device(device, config["train"]["device"])
     stride = config["evaluate"]["stride"]
     batch = config["evaluate"]["batch_size"]
-    out_dir = Path(out_dir)
     started = time.perf_counter()
     writer = PredictionWriter(out_dir / "predictions.parquet")
     ok = False

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ecg2abp.atomic import atomic_path
+from ecg2abp.atomic import atomic_path, refuse_overwriting
 from ecg2abp.errors import InputError
 from ecg2abp.models.inference import inference_forward
 from ecg2abp.serving.ensemble import _model_file
@@ -82,6 +82,7 @@ def _export(graph: torch.nn.Module, example: np.ndarray, path: Path) -> None:
 def export_onnx(model_path: Path, onnx_path: Path, check: list[InputRecord]) -> dict:
     """Write `onnx_path` from a deep model.pt; compare ONNX Runtime with PyTorch; return figures."""
     predictor = _model_file(Path(model_path), torch.device("cpu"))
+    refuse_overwriting([onnx_path], predictor.files)
     if predictor.kind != "deep":
         raise InputError(
             f"{model_path}: only deep models export to ONNX (this is {predictor.kind})"

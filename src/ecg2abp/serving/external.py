@@ -16,14 +16,14 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ecg2abp.atomic import write_json
+from ecg2abp.atomic import refuse_overwriting, write_json
 from ecg2abp.data.cleaning import REASONS, clean_record, filter_ecg_segment, label_ecg
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LevelMetrics
 from ecg2abp.evaluation.scoring import PredictionWriter
 from ecg2abp.serving.ensemble import load_model
 from ecg2abp.serving.inputs import UNUSABLE_ECG
-from ecg2abp.serving.predict import InputOptions, model_inputs
+from ecg2abp.serving.predict import InputOptions, input_files, model_inputs
 
 log = logging.getLogger("ecg2abp.serving")
 
@@ -45,6 +45,8 @@ def evaluate_external(
     if threads:
         torch.set_num_threads(threads)
     model = load_model(Path(model_path), torch.device("cpu"))
+    outputs = [Path(out_dir) / "predictions.parquet", Path(out_dir) / "metrics.json"]
+    refuse_overwriting(outputs, [*model.files, *input_files(Path(input_path))])
     settings, fs, window = model.cleaning, model.fs, model.window
     if not math.isfinite(model.train_abp_mean):
         log.warning(

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ecg2abp.atomic import refuse_overwriting
 from ecg2abp.data.cleaning import ecg_extremes
 from ecg2abp.errors import InputError
 from ecg2abp.serving.beats import RecordBeats
@@ -61,6 +62,16 @@ class Counts:
             return f"nothing to predict: {self.samples:,} ECG samples, under one window ({window})"
         flagged = ", ".join(f"{flag} {n:,}" for flag, n in self.flags.most_common())
         return f"nothing predicted: every one of {self.samples:,} ECG samples flagged ({flagged})"
+
+
+def input_files(path: Path) -> list[Path]:
+    """The files an input is read from: itself, a WFDB record's files, or a folder's files."""
+    path = Path(path)
+    if path.is_dir():
+        return [p for p in path.iterdir() if p.is_file()]
+    if path.suffix.lower() == ".hea":  # its signal files and any segments share its stem
+        return [path, *(p for p in path.parent.glob(f"{path.stem}*") if p.is_file())]
+    return [path]
 
 
 def model_inputs(model: ServingModel, path: Path, options: InputOptions) -> Iterator[InputRecord]:
@@ -124,6 +135,7 @@ def predict_file(
 ) -> dict:
     """Predict every record of `input_path` into `out` (and beats, plot); returns a summary."""
     model = model or load_model(Path(model_path), torch.device("cpu"))
+    refuse_overwriting([out, beats, plot], [*model.files, *input_files(input_path)])
     out = check_suffix(out, "output")
     if beats is not None:
         check_suffix(beats, "--beats file")
