@@ -252,3 +252,13 @@ def test_the_demo_is_smaller_than_the_defaults_in_what_it_says():
     assert demo["split"]["folds"] < default["split"]["folds"]
     assert demo["variants"] == default["variants"] and demo["synthetic"] == default["synthetic"]
     assert (demo["threads"], demo["train"]["device"]) == (1, "cpu")
+
+
+@pytest.mark.parametrize("protocol", ["record", "part", "temporal"])
+def test_minmax_all_is_refused_under_a_leak_free_protocol(protocol):
+    config = {"normalisation": "minmax_all", "split": {"protocol": protocol}}
+    with pytest.raises(InputError, match=rf"normalisation: minmax_all .* {protocol} is leak-free"):
+        validate_config(config)
+    assert validate_config({**config, "split": {"protocol": "paper"}})["normalisation"] == (
+        "minmax_all"
+    )

@@ -75,17 +75,28 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_import_original(args: argparse.Namespace) -> None:
-    from ecg2abp.models.original import import_original, original_stats, stats_from_shards
+    from ecg2abp.models.original import (
+        import_original,
+        original_fold,
+        original_stats,
+        stats_from_shards,
+    )
 
     if bool(args.shards) == (args.ecg_min is not None or args.ecg_max is not None):
         raise InputError("import-original: give either --shards or --ecg-min and --ecg-max")
-    if args.shards:
+    if (args.split is None) != (args.fold is None) or (args.split and not args.shards):
+        raise InputError("import-original: --split and --fold go together, with --shards")
+    fold = None
+    if args.split:
+        fold = original_fold(Path(args.split), [Path(s) for s in args.shards], args.fold)
+        stats = fold.stats
+    elif args.shards:
         stats = stats_from_shards([Path(s) for s in args.shards])
     elif args.ecg_min is None or args.ecg_max is None:
         raise InputError("import-original: --ecg-min and --ecg-max go together")
     else:
         stats = original_stats(args.ecg_min, args.ecg_max)
-    print(json.dumps(import_original(Path(args.checkpoint), Path(args.out), stats)))
+    print(json.dumps(import_original(Path(args.checkpoint), Path(args.out), stats, fold=fold)))
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -346,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     original.add_argument(
         "--shards", nargs="+", help="shards of every part (config/paper.yaml): the ECG min/max"
     )
+    original.add_argument(
+        "--split", help="split file of the shards: bind the model to a fold's data (evaluate it)"
+    )
+    original.add_argument("--fold", type=int, help="the fold of --split it is scored on")
     original.add_argument("--ecg-min", type=float, help="the original's global ECG minimum")
     original.add_argument("--ecg-max", type=float, help="the original's global ECG maximum")
     original.set_defaults(run=cmd_import_original)

@@ -12,6 +12,11 @@ import yaml
 from ecg2abp.errors import InputError
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+# Keys renamed because their old name said something else: (section, old) → what to write now.
+RENAMED = {
+    ("mlflow", "request_retries"): "mlflow.request_attempts (attempts, the first included: "
+    "request_retries N is request_attempts N + 1)",
+}
 
 
 @cache
@@ -41,6 +46,9 @@ def _error_path(error: jsonschema.ValidationError) -> str:
 
 def validate_config(config: Mapping) -> dict:
     """A validated copy of `config` with defaults filled in; InputError names the bad key."""
+    for (section, old), new in RENAMED.items():
+        if isinstance(config.get(section), Mapping) and old in config[section]:
+            raise InputError(f"config: key {section}.{old} is now {new}")
     filled = deepcopy(dict(config))
     schema = load_schema()
     _fill_defaults(filled, schema)
@@ -81,6 +89,11 @@ def check_consistency(config: Mapping) -> None:
             f"synthetic.max_seconds ({synthetic['max_seconds']:g})"
         )
     protocol, folds = config["split"]["protocol"], config["split"]["folds"]
+    if config["normalisation"] == "minmax_all" and protocol != "paper":
+        raise InputError(
+            f"config: key normalisation: minmax_all takes the ECG min/max of test records too; "
+            f"split.protocol {protocol} is leak-free, so use zscore or minmax (or protocol paper)"
+        )
     if protocol in GROUPED_PROTOCOLS and folds < 2:
         raise InputError(f"config: split.folds {folds}: protocol {protocol} needs at least 2")
     chosen = config["train"]["folds"]

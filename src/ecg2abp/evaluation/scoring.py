@@ -15,7 +15,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ecg2abp import models
 from ecg2abp.atomic import atomic_path, refuse_overwriting, write_json
 from ecg2abp.data.shards import Shard
-from ecg2abp.devices import resolve_device
+from ecg2abp.devices import log_device, resolve_device
 from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, LevelMetrics
@@ -246,6 +246,16 @@ def _score_sampled_windows(
     return point, len(records)
 
 
+def beats_not_scored(stride: int) -> dict:
+    """SBP/DBP/MAP marked as not scored when `stride` > 1: a beat's extremes need every sample
+    predicted, so strided evaluation scores points only (and says so)."""
+    if stride == 1:
+        return {}
+    why = f"evaluate.stride {stride} predicts one sample in {stride}; beats need every sample"
+    log.warning("%s: SBP, DBP and MAP are not scored", why)
+    return {level: {"applies": False, "why": why} for level in LEVELS[1:]}
+
+
 def refuse_other_model(predictor: Predictor, config: dict, variant: str | None) -> None:
     """Refuse a model trained for another window than the config's, or for another variant."""
     meta, path = predictor.meta, predictor.path
@@ -293,6 +303,11 @@ def evaluate_variant(
         raise InputError(
             f"{model_path}: trained for window {predictor.window}, split has {fold.window}"
         )
+    if not predictor.meta["data_fingerprint"]:
+        raise InputError(
+            f"{model_path}: bound to no data (imported without --split and --fold); "
+            "import it again with them to score it"
+        )
     if predictor.meta["fold"] != fold_index:
         raise InputError(
             f"{model_path}: trained on fold {predictor.meta['fold']}, not fold {fold_index}"
@@ -302,6 +317,7 @@ def evaluate_variant(
             f"{model_path}: trained on other data than {split_path} and the shards given "
             "(data fingerprints differ)"
         )
+    log_device(device, config["train"]["device"])
     stride = config["evaluate"]["stride"]
     batch = config["evaluate"]["batch_size"]
     started = time.perf_counter()
@@ -318,7 +334,7 @@ def evaluate_variant(
             state = {"point": point.to_dict()}
         else:
             metrics, n_records = _score_records(fold, predictor, writer, stride, batch)
-            levels = metrics.result()
+            levels = metrics.result() | beats_not_scored(stride)
             state = metrics.to_dict()
         ok = True
     finally:
@@ -329,7 +345,8 @@ def evaluate_variant(
         "kind": predictor.kind,
         "fold": fold_index,
         "protocol": fold.protocol,
-        "leaky": fold.leaky,
+        # the split's protocol leaks, or the model itself saw test records (an original import)
+        "leaky": fold.leaky or bool(predictor.meta["leaky"]),
         "window": fold.window,
         "stride": stride,
         "test_records": n_records,

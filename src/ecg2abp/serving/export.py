@@ -56,11 +56,12 @@ def _real_windows(predictor, records: list[InputRecord], rng: np.random.Generato
     window = predictor.window
     found = []
     for record in records:
-        ecg = np.nan_to_num(record.ecg().astype(np.float32))
+        ecg = record.ecg().astype(np.float32)
         if len(ecg) >= window:
-            found.append(sliding_window_view(ecg, window))
-    if not found:
-        raise InputError("export: the check input holds no full window")
+            windows = sliding_window_view(ecg, window)
+            found.append(windows[np.isfinite(windows).all(axis=1)])
+    if not sum(map(len, found)):
+        raise InputError("export: the check input holds no full window of finite ECG")
     windows = np.concatenate([w[rng.choice(len(w), min(len(w), CHECK_WINDOWS))] for w in found])
     return predictor.stats.scale_ecg(windows)[:, None, :]
 

@@ -16,7 +16,7 @@ import torch
 
 from ecg2abp import models
 from ecg2abp.atomic import atomic_path, refuse_overwriting
-from ecg2abp.devices import resolve_device
+from ecg2abp.devices import log_device, resolve_device
 from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
 from ecg2abp.folds.feed import WindowFeed
@@ -168,6 +168,7 @@ def train_deep(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
     train = ctx.train
     torch.manual_seed(train["seed"])
     device = resolve_device(train["device"])
+    log_device(device, train["device"])
     resume_key = ctx.resume_key(data_hash)
     model = models.build(
         ctx.spec["model"],
