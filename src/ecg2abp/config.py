@@ -12,6 +12,11 @@ import yaml
 from ecg2abp.errors import InputError
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+# Keys renamed because their old name said something else: (section, old) → what to write now.
+RENAMED = {
+    ("mlflow", "request_retries"): "mlflow.request_attempts (attempts, the first included: "
+    "request_retries N is request_attempts N + 1)",
+}
 
 
 @cache
@@ -41,6 +46,9 @@ def _error_path(error: jsonschema.ValidationError) -> str:
 
 def validate_config(config: Mapping) -> dict:
     """A validated copy of `config` with defaults filled in; InputError names the bad key."""
+    for (section, old), new in RENAMED.items():
+        if isinstance(config.get(section), Mapping) and old in config[section]:
+            raise InputError(f"config: key {section}.{old} is now {new}")
     filled = deepcopy(dict(config))
     schema = load_schema()
     _fill_defaults(filled, schema)
@@ -53,7 +61,52 @@ def validate_config(config: Mapping) -> dict:
             where = _error_path(first)
             raise InputError(f"config: unknown key {', '.join(unknown)!s} in {where}")
         raise InputError(f"config: key {_error_path(first)}: {first.message}")
+    check_consistency(filled)
     return filled
+
+
+GROUPED_PROTOCOLS = ("record", "part")  # the protocols that make `split.folds` folds
+
+
+def n_folds(config: Mapping) -> int:
+    """How many folds the configured split protocol makes."""
+    split = config["split"]
+    return split["folds"] if split["protocol"] in GROUPED_PROTOCOLS else 1
+
+
+def check_consistency(config: Mapping) -> None:
+    """Refuse settings that pass the schema one by one but not together, before any job runs."""
+    from ecg2abp.data.cleaning import settings_from_config
+
+    try:
+        settings_from_config(config)  # min below max for ABP, SBP, DBP, PP; band below fs/2
+    except InputError as err:
+        raise InputError(f"config: {err}") from None
+    synthetic = config["synthetic"]
+    if synthetic["min_seconds"] > synthetic["max_seconds"]:
+        raise InputError(
+            f"config: synthetic.min_seconds ({synthetic['min_seconds']:g}) must not exceed "
+            f"synthetic.max_seconds ({synthetic['max_seconds']:g})"
+        )
+    protocol, folds = config["split"]["protocol"], config["split"]["folds"]
+    if config["normalisation"] == "minmax_all" and protocol != "paper":
+        raise InputError(
+            f"config: key normalisation: minmax_all takes the ECG min/max of test records too; "
+            f"split.protocol {protocol} is leak-free, so use zscore or minmax (or protocol paper)"
+        )
+    if protocol in GROUPED_PROTOCOLS and folds < 2:
+        raise InputError(f"config: split.folds {folds}: protocol {protocol} needs at least 2")
+    chosen = config["train"]["folds"]
+    made = n_folds(config)
+    beyond = [fold for fold in ([] if chosen == "all" else chosen) if fold >= made]
+    if beyond:
+        raise InputError(
+            f"config: train.folds: fold {beyond[0]} asked for, protocol {protocol} makes "
+            f"{made} (folds 0 to {made - 1})"
+        )
+    for name, source in config["external"].items():
+        if not Path(source).exists():
+            raise InputError(f"config: external.{name}: {source}: no such file or folder")
 
 
 def deep_merge(base: Mapping, overlay: Mapping) -> dict:

@@ -335,6 +335,22 @@ def test_sigterm_during_validation_stops_there_and_the_rerun_validates_again(
 
 
 @pytest.mark.slow
+def test_with_batchnorm_validating_in_training_mode_a_stop_mid_validation_resumes_identically(
+    chain, tmp_path
+):
+    # The interrupted pass has moved BatchNorm's running statistics and, with dropout on, the
+    # random stream: the checkpoint must hold them as they were before validation began.
+    config = tiny_config({**DEEP, "train": {**TERM_ONLY, "val_batchnorm": "train"}})
+    reference = chain.train("tiny_resnet", tmp_path / "reference", config)
+    out = tmp_path / "validating"
+    left = interrupt(chain, out, config, "val", epoch=1, batch=2)
+    assert (left["epoch"], left["batch"], len(left["history"])) == (1, BATCHES_PER_EPOCH, 1)
+    assert isinstance(left["cuda_rng"], list)  # every visible GPU's stream (none here)
+    chain.train("tiny_resnet", out, config)
+    assert_same_training(out, reference)
+
+
+@pytest.mark.slow
 def test_twenty_interruptions_in_a_row_end_as_one_never_interrupted(
     chain, accumulated_reference, tmp_path
 ):

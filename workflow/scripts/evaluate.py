@@ -15,4 +15,5 @@ run_step(
     int(snakemake.wildcards.fold),
     Path(snakemake.output.metrics).parent,
     getattr(snakemake.params, "config", snakemake.config),  # leak_gap: protocol replaced
+    snakemake.wildcards.variant,  # a model of another variant is refused
 )

@@ -92,7 +92,12 @@ def _merged_levels(documents: list[dict]) -> dict:
     merged = LevelMetrics.from_dict(documents[0]["state"])
     for document in documents[1:]:
         merged.merge(LevelMetrics.from_dict(document["state"]))
-    return merged.result()
+    not_applying = {  # e.g. beats under evaluate.stride > 1
+        level: values
+        for level, values in documents[0]["levels"].items()
+        if values.get("applies") is False
+    }
+    return merged.result() | not_applying
 
 
 def grouped_documents(metric_files: Sequence[Path]) -> dict[tuple[str, str], list[dict]]:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import random_split
 
-from ecg2abp.atomic import atomic_path, write_json
+from ecg2abp.atomic import atomic_path, refuse_overwriting, write_json
 from ecg2abp.data.shards import Shard, lengths_from_segments, open_shard
 from ecg2abp.errors import InputError
 
@@ -396,8 +396,7 @@ def windows_path(split_path: Path) -> Path:
 
 def split_to_file(shard_paths: Sequence[Path], out: Path, config: dict) -> dict:
     """Make the configured protocol's folds from the shards and write them to `out`."""
-    if Path(out).resolve() in {Path(p).resolve() for p in shard_paths}:
-        raise InputError(f"{out}: the split file would overwrite a shard")
+    refuse_overwriting([out, windows_path(Path(out))], shard_paths)
     document, windows = make_splits(shard_paths, config["split"], config["window"])
     write_splits(out, document, windows)
     return {"protocol": document["protocol"], "n_folds": document["n_folds"]}

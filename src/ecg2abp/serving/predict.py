@@ -9,11 +9,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ecg2abp.atomic import refuse_overwriting
 from ecg2abp.data.cleaning import ecg_extremes
 from ecg2abp.errors import InputError
 from ecg2abp.serving.beats import RecordBeats
 from ecg2abp.serving.ensemble import ServingModel, load_model
-from ecg2abp.serving.inputs import InputRecord, lowest_rate, read_inputs
+from ecg2abp.serving.inputs import UNUSABLE_ECG, InputRecord, lowest_rate, read_inputs
 from ecg2abp.serving.outputs import (
     BEAT_SCHEMA,
     TableWriter,
@@ -50,6 +51,27 @@ class Counts:
         codes = np.bincount(rows.flag, minlength=len(FLAGS))
         self.predicted += int(codes[0])
         self.flags.update({FLAGS[i]: int(c) for i, c in enumerate(codes) if i and c})
+
+    def unusable(self) -> int:
+        """Samples flagged for a reason that blames the ECG lead."""
+        return sum(self.flags[reason] for reason in UNUSABLE_ECG)
+
+    def nothing_predicted(self, window: int) -> str:
+        """Why no sample was predicted, with the counts."""
+        if self.samples < window:
+            return f"nothing to predict: {self.samples:,} ECG samples, under one window ({window})"
+        flagged = ", ".join(f"{flag} {n:,}" for flag, n in self.flags.most_common())
+        return f"nothing predicted: every one of {self.samples:,} ECG samples flagged ({flagged})"
+
+
+def input_files(path: Path) -> list[Path]:
+    """The files an input is read from: itself, a WFDB record's files, or a folder's files."""
+    path = Path(path)
+    if path.is_dir():
+        return [p for p in path.iterdir() if p.is_file()]
+    if path.suffix.lower() == ".hea":  # its signal files and any segments share its stem
+        return [path, *(p for p in path.parent.glob(f"{path.stem}*") if p.is_file())]
+    return [path]
 
 
 def model_inputs(model: ServingModel, path: Path, options: InputOptions) -> Iterator[InputRecord]:
@@ -113,6 +135,7 @@ def predict_file(
 ) -> dict:
     """Predict every record of `input_path` into `out` (and beats, plot); returns a summary."""
     model = model or load_model(Path(model_path), torch.device("cpu"))
+    refuse_overwriting([out, beats, plot], [*model.files, *input_files(input_path)])
     out = check_suffix(out, "output")
     if beats is not None:
         check_suffix(beats, "--beats file")
@@ -125,6 +148,7 @@ def predict_file(
     try:
         for record in model_inputs(model, Path(input_path), options or InputOptions()):
             counts.records += 1
+            rows_before, unusable_before = counts.rows, counts.unusable()
             found = RecordBeats(record.fs) if beat_writer is not None else None
             if plot is not None and sketch is None:
                 sketch = Sketch(record)
@@ -140,8 +164,11 @@ def predict_file(
                     sketch.add(rows)
             if found is not None:
                 beat_writer.write(beat_table(record, *found.finish()))
+            record.check_lead(counts.unusable() - unusable_before, counts.rows - rows_before)
         if counts.records == 0:
             raise InputError(f"{input_path}: holds no recordings")
+        if counts.predicted == 0:
+            raise InputError(f"{input_path}: {counts.nothing_predicted(model.window)}")
         ok = True
     finally:
         writer.close(ok)

@@ -28,10 +28,10 @@ def bound_client_requests(config: dict) -> dict[str, str]:
     """Bound MLflow's HTTP retries and timeouts (defaults: 7 retries, 120 s) via its variables.
 
     Values already in the environment win; returns the settings in force. A refused
-    connection then fails at once, a silent host after (retries + 1) × timeout seconds."""
+    connection then fails at once, a silent host after attempts × timeout seconds."""
     settings = config["mlflow"]
     wanted = {
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": settings["request_retries"],
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": settings["request_attempts"] - 1,
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": 1,
         "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": 0.0,
         "MLFLOW_HTTP_REQUEST_TIMEOUT": settings["request_timeout_s"],

@@ -1,6 +1,5 @@
 """`track`: make the MLflow view match the files, creating or updating every run it needs."""
 
-import hashlib
 import json
 import logging
 import math
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ecg2abp.atomic import atomic_path
+from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.pooling import ALL_FOLDS as POOLED
 from ecg2abp.evaluation.pooling import COLUMNS
@@ -117,18 +117,10 @@ def log_history(client: "MlflowClient", run_id: str, history: pd.DataFrame) -> N
         client.log_batch(run_id, metrics=missing[first : first + 500])
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def log_files(client: "MlflowClient", run: "Run", files: Sequence[Path]) -> None:
     """Upload each file whose content the run does not hold yet (tracked by a hash tag)."""
     for path in files:
-        digest = _sha256(path)
+        digest = file_sha256(path)
         if run.data.tags.get(HASH_TAG + path.name) != digest:
             client.log_artifact(run.info.run_id, str(path))
             client.set_tag(run.info.run_id, HASH_TAG + path.name, digest)

@@ -15,15 +15,17 @@ import pandas as pd
 import torch
 
 from ecg2abp import models
-from ecg2abp.atomic import atomic_path
-from ecg2abp.devices import resolve_device
+from ecg2abp.atomic import atomic_path, refuse_overwriting
+from ecg2abp.devices import log_device, resolve_device
+from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.floors import beat_floor
 from ecg2abp.folds.feed import WindowFeed
 from ecg2abp.folds.loading import FoldData, load_fold
+from ecg2abp.folds.protocols import windows_path
 from ecg2abp.training.checkpoint import load_checkpoint
 from ecg2abp.training.loop import Trainer, fresh_state
-from ecg2abp.training.model_file import FORMAT_VERSION, save_model_file
+from ecg2abp.training.model_file import CLASSICAL_ARTEFACT, FORMAT_VERSION, save_model_file
 from ecg2abp.training.objective import build_optimizer, head_weights
 
 NAIVE = "naive"
@@ -75,6 +77,16 @@ class RunContext:
     @property
     def history_path(self) -> Path:
         return self.out_dir / "history.parquet"
+
+    @property
+    def artefact_path(self) -> Path:
+        return self.out_dir / CLASSICAL_ARTEFACT
+
+    @property
+    def outputs(self) -> list[Path]:
+        """Every file the job may write."""
+        paths = (self.model_path, self.history_path, self.artefact_path, self.checkpoint_path)
+        return list(paths)
 
     def decisive_settings(self) -> dict:
         """What decides the trained weights (not where or how often it runs or checkpoints)."""
@@ -157,6 +169,7 @@ def train_deep(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
     train = ctx.train
     torch.manual_seed(train["seed"])
     device = resolve_device(train["device"])
+    log_device(device, train["device"])
     resume_key = ctx.resume_key(data_hash)
     model = models.build(
         ctx.spec["model"],
@@ -221,10 +234,15 @@ def train_classical(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
     if val_feed.n_windows:
         xv, yv = _sample(val_feed)
         val_loss = float(np.mean((model.predict(xv) - yv) ** 2))
-    artefact = ctx.out_dir / "model.classical"
-    model.save(artefact)
+    model.save(ctx.artefact_path)
     meta = metadata(ctx, fold, data_hash)
-    meta.update(kind="classical", artefact=artefact.name, best_epoch=0, best_val_loss=val_loss)
+    meta.update(
+        kind="classical",
+        artefact=ctx.artefact_path.name,
+        artefact_sha256=file_sha256(ctx.artefact_path),  # binds the fitted model to this file
+        best_epoch=0,
+        best_val_loss=val_loss,
+    )
     if getattr(model, "record_level", False) and fold.protocol == "temporal":
         meta["record_means"] = fold.record_means("train")  # each record at its own level
     history = [
@@ -273,6 +291,8 @@ def train_variant(
     if spec is None:
         raise InputError(f"variant {variant!r}: not declared under `variants` in the config")
     kind = NAIVE if variant == NAIVE else models.spec(spec["model"]).kind
+    ctx = RunContext(variant, spec, config, Path(split_path), Path(out_dir))
+    refuse_overwriting(ctx.outputs, [split_path, windows_path(Path(split_path)), *shard_paths])
     fold = load_fold(
         split_path,
         shard_paths,
@@ -280,7 +300,6 @@ def train_variant(
         normalisation=config["normalisation"],
         abp=config["abp_normalisation"],
     )
-    ctx = RunContext(variant, spec, config, Path(split_path), Path(out_dir))
     if fold.window != config["window"]:
         raise InputError(
             f"{split_path}: made for window {fold.window}, the config has window {config['window']}"
