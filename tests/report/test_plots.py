@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg2abp.evaluation.metrics import LEVELS
+from ecg2abp.evaluation.metrics import LEVELS, SBP_BANDS
 from ecg2abp.evaluation.pooling import ALL_FOLDS
 from ecg2abp.report import plots
-from ecg2abp.report.streaming import SBP_BANDS, VariantStream
+from ecg2abp.report.streaming import VariantStream
 
 
 def random_stream(name: str, seed: int = 0, records: int = 6, per_record: int = 400):
@@ -75,10 +75,12 @@ def test_error_by_band_counts_beats_by_their_true_sbp():
     stream = VariantStream("v")
     stream.add_pairs("r", {"point": (true, pred), "sbp": (true, pred), "dbp": (true - 40, pred)})
     figure, numbers = plots.error_by_band(stream)
-    names = [name for name, _, _ in SBP_BANDS]
+    names = [name for name, _, _, _ in SBP_BANDS]
     assert [numbers["sbp"][b]["n"] for b in names] == [2, 2, 2]
     assert [numbers["sbp"][b]["mae"] for b in names] == [2.0, 2.0, 15.0]
+    assert [numbers["sbp"][b]["me"] for b in names] == [2.0, 0.0, -5.0]  # signed, beside MAE
     assert "15.0\nn=2" in texts(figure)
+    assert "-5.0\nn=2" in texts(figure)
     assert "point" not in numbers
 
 

@@ -157,12 +157,13 @@ def report_targets():
 
 # leak_gap (rules/leak_gap.smk): the same shards under `paper` and `record`.
 LEAK = f"{RESULTS}/leak_gap"
-LEAK_VARIANTS = [*VARIANTS, *([] if "knn" in VARIANTS else ["knn"])]
+LEAK_EXTRA = {"knn": {"model": "knn"}, "template": {"model": "template"}}  # the leak, a floor
+LEAK_VARIANTS = [*VARIANTS, *(name for name in LEAK_EXTRA if name not in VARIANTS)]
 
 
 def leak_config(protocol):
-    """The experiment's config with the split protocol replaced and knn declared."""
-    variants = {"knn": {"model": "knn"}, **config["variants"]}
+    """The experiment's config with the split protocol replaced, knn and template declared."""
+    variants = {**LEAK_EXTRA, **config["variants"]}
     return {**config, "split": {**config["split"], "protocol": protocol}, "variants": variants}
 
 

@@ -1,4 +1,4 @@
-# leak_gap: every variant the experiment runs, plus knn and naive, trained and scored under
+# leak_gap: every variant the experiment runs, plus knn, template and naive, trained and scored under
 # `paper` and under `record` on the same shards with the same training settings; only the split
 # differs. Sub-results under results/{experiment}/leak_gap/{protocol}/, one table on top.
 
@@ -85,6 +85,8 @@ rule leak_gap:
     input:
         paper=leak_metrics("paper"),
         record=leak_metrics("record"),
+        paper_split=f"{LEAK}/paper/splits/paper.json",
+        shards=shard_files(),
     output:
         table=f"{RESULTS}/leak_gap.parquet",
         summary=f"{RESULTS}/leak_gap.md",

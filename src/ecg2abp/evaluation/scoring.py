@@ -18,11 +18,11 @@ from ecg2abp.data.shards import Shard
 from ecg2abp.devices import log_device, resolve_device
 from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
-from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, LevelMetrics
+from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, LevelMetrics, floor_for
 from ecg2abp.folds.feed import side_ranges
 from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.folds.normalisation import NormStats
-from ecg2abp.folds.protocols import windows_path
+from ecg2abp.folds.protocols import record_units, windows_path
 from ecg2abp.models.inference import inference_forward
 from ecg2abp.training.model_file import load_model_file
 
@@ -50,6 +50,10 @@ class Predictor:
         self.window = int(self.meta["window"])
         self.kind = self.meta["kind"]
         self.device = device
+        # naive: each beat level's own training mean (evaluation.floors), not its flat line's
+        self.beat_floor = self.meta.get("beat_floor") if self.kind == "naive" else None
+        # naive, and a record-level classical model (template) under `temporal`
+        self.record_means = self.meta.get("record_means") or {}
         if self.kind == "deep":
             self.model = models.build(
                 self.meta["model"],
@@ -92,9 +96,10 @@ class Predictor:
     def predict(self, record_id: str, ecg_windows: np.ndarray, batch_size: int) -> np.ndarray:
         """ABP at the last sample of each raw ECG window [n, window], in mmHg."""
         n = len(ecg_windows)
+        overall = self.meta["train_abp_mean"]
+        level = self.record_means.get(record_id, overall)
         if self.kind == "naive":
-            means = self.meta.get("record_means") or {}
-            return np.full(n, means.get(record_id, self.meta["train_abp_mean"]))
+            return np.full(n, level)
         out = np.empty(n, dtype=np.float64)
         step = min(batch_size, self.max_batch or batch_size)
         try:
@@ -103,7 +108,7 @@ class Predictor:
                 out[first : first + len(x)] = self._forward(x)
         except InputError as error:  # e.g. a classical model refusing non-finite ECG
             raise InputError(f"record {record_id}: {error}") from None
-        prediction = out * self.stats.abp_scale + self.stats.abp_center
+        prediction = out * self.stats.abp_scale + self.stats.abp_center + (level - overall)
         if not np.all(np.isfinite(prediction)):
             bad = int(np.count_nonzero(~np.isfinite(prediction)))
             raise InputError(
@@ -218,7 +223,8 @@ def _score_records(
             ends = starts + fold.window - 1
             full[ends] = prediction
             writer.add(piece.record_id, piece.source_start + ends, true[ends], prediction)
-        metrics.update_segment(piece.record_id, true, full)
+        floor = floor_for(predictor.beat_floor, piece.record_id)
+        metrics.update_segment(piece.record_id, true, full, floor)
     return metrics, len(records)
 
 
@@ -320,6 +326,7 @@ def evaluate_variant(
     log_device(device, config["train"]["device"])
     stride = config["evaluate"]["stride"]
     batch = config["evaluate"]["batch_size"]
+    unit, units = record_units(fold.document, sorted({r[0] for r in fold.side("test")}))
     started = time.perf_counter()
     writer = PredictionWriter(out_dir / "predictions.parquet")
     ok = False
@@ -353,6 +360,9 @@ def evaluate_variant(
         "seconds": round(time.perf_counter() - started, 3),
         "levels": levels,
         "state": state,
+        "beat_floor": predictor.beat_floor,
+        "resampling_unit": unit,
+        "units": units,
     }
     write_json(out_dir / "metrics.json", result)
     point_result = levels["point"]

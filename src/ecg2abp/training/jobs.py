@@ -19,6 +19,7 @@ from ecg2abp.atomic import atomic_path, refuse_overwriting
 from ecg2abp.devices import log_device, resolve_device
 from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
+from ecg2abp.evaluation.floors import beat_floor
 from ecg2abp.folds.feed import WindowFeed
 from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.folds.protocols import windows_path
@@ -242,6 +243,8 @@ def train_classical(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
         best_epoch=0,
         best_val_loss=val_loss,
     )
+    if getattr(model, "record_level", False) and fold.protocol == "temporal":
+        meta["record_means"] = fold.record_means("train")  # each record at its own level
     history = [
         {
             "epoch": 0,
@@ -256,10 +259,15 @@ def train_classical(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
 
 
 def train_naive(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
-    """The floor: the training mean ABP (per record under `temporal`, a calibrated reading)."""
+    """The floor: the training mean ABP, and the training beats' mean SBP, DBP and MAP.
+
+    Per record under `temporal` (a calibrated reading), as everything else here.
+    """
     meta = metadata(ctx, fold, data_hash)
-    record_means = fold.record_means("train") if fold.protocol == "temporal" else {}
+    temporal = fold.protocol == "temporal"
+    record_means = fold.record_means("train") if temporal else {}
     meta.update(kind="naive", record_means=record_means, best_epoch=0, best_val_loss=float("nan"))
+    meta["beat_floor"] = beat_floor(fold, per_record=temporal)
     _write_outputs(ctx, meta, [])
 
 
