@@ -22,6 +22,7 @@ from ecg2abp.folds.feed import side_ranges
 from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.folds.normalisation import NormStats
 from ecg2abp.models.inference import inference_forward
+from ecg2abp.stages import variant_evaluate, variant_train
 from ecg2abp.training.model_file import load_model_file
 
 log = logging.getLogger("ecg2abp.evaluation.scoring")
@@ -41,9 +42,9 @@ class Predictor:
 
     max_batch: int | None = None  # windows per forward call at most; None: the caller's batch
 
-    def __init__(self, model_path: Path, device: torch.device) -> None:
+    def __init__(self, model_path: Path, device: torch.device, meta: dict | None = None) -> None:
         self.path = Path(model_path)
-        self.meta = load_model_file(self.path)
+        self.meta = meta or load_model_file(self.path)
         self.stats = NormStats.from_dict(self.meta["stats"])
         self.window = int(self.meta["window"])
         self.kind = self.meta["kind"]
@@ -238,8 +239,11 @@ def evaluate_variant(
 ) -> dict:
     """Predict every test window of the fold; write predictions.parquet and metrics.json."""
     torch.set_num_threads(config["threads"])
-    device = resolve_device(config["train"]["device"])
-    predictor = Predictor(model_path, device)
+    meta = load_model_file(Path(model_path))
+    variant = meta["variant"]  # its own settings, where `variants.NAME` gives some
+    predictor = Predictor(
+        model_path, resolve_device(variant_train(config, variant)["device"]), meta
+    )
     fold = load_fold(
         split_path, shard_paths, fold_index, normalisation=config["normalisation"], mapped=True
     )
@@ -256,8 +260,8 @@ def evaluate_variant(
             f"{model_path}: trained on other data than {split_path} and the shards given "
             "(data fingerprints differ)"
         )
-    stride = config["evaluate"]["stride"]
-    batch = config["evaluate"]["batch_size"]
+    settings = variant_evaluate(config, variant)
+    stride, batch = settings["stride"], settings["batch_size"]
     out_dir = Path(out_dir)
     started = time.perf_counter()
     writer = PredictionWriter(out_dir / "predictions.parquet")
@@ -283,6 +287,7 @@ def evaluate_variant(
         "model": predictor.meta["model"],
         "kind": predictor.kind,
         "fold": fold_index,
+        "seed": predictor.meta.get("seed"),
         "protocol": fold.protocol,
         "leaky": fold.leaky,
         "window": fold.window,
