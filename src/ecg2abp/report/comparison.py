@@ -1,6 +1,7 @@
 """Paired comparison of variants on the same test records, with bootstrap intervals over records.
 
-Samples of one record are not independent, so intervals resample records, never samples.
+Samples of one record are not independent, so intervals resample records, never samples; with
+several seeds, the same seed and fold are paired and intervals resample seeds too.
 diff = variant − against (MAE, mmHg): negative means the variant errs less; a variant "wins" a
 record where its MAE there is lower.
 """
@@ -60,14 +61,49 @@ def bootstrap_mean_ci(
     return bootstrap_ratio_ci(values, np.ones_like(values), samples, seed, level)
 
 
-def record_mae(stream: VariantStream, level: str) -> pd.DataFrame:
-    """Per-record n and MAE of one level (records with nothing scored there left out)."""
+def bootstrap_two_way_ci(
+    matrix: np.ndarray, samples: int, seed: int, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile interval of the mean of `matrix` [records × seeds], records and seeds each
+    drawn with replacement (with one seed: bootstrap_mean_ci)."""
+    matrix = np.asarray(matrix, np.float64)
+    n, m = matrix.shape
+    if m == 1 or n == 0:
+        return bootstrap_mean_ci(matrix[:, 0] if n else np.zeros(0), samples, seed, level)
+    rng = np.random.default_rng(seed)
+    stats = np.empty(samples)
+    chunk = max(1, DRAWS_PER_CHUNK // n)
+    for first in range(0, samples, chunk):
+        count = min(chunk, samples - first)
+        rows = rng.integers(0, n, size=(count, n))
+        drawn_seeds = rng.integers(0, m, size=(count, m))
+        weights = np.stack([np.bincount(d, minlength=m) for d in drawn_seeds]) / m
+        per_record = weights @ matrix.T  # [count, n]: each record's mean over the drawn seeds
+        stats[first : first + count] = np.take_along_axis(per_record, rows, axis=1).mean(1)
+    tail = (1.0 - level) / 2
+    low, high = np.quantile(stats, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def record_mae(stream: VariantStream, level: str, by_seed: bool = False) -> pd.DataFrame:
+    """n and MAE of one level per record (every seed's samples together) or, `by_seed`, per
+    (seed, record); records with nothing scored there left out."""
     index = LEVELS.index(level)
-    records = sorted(stream.record_n)
-    n = np.array([stream.record_n[r][index] for r in records], np.int64)
-    total = np.array([stream.record_abs[r][index] for r in records], np.float64)
-    keep = n > 0
-    frame = pd.DataFrame({"n": n[keep], "sum_abs": total[keep]}, index=np.array(records)[keep])
+    keys = sorted(stream.record_n)
+    frame = pd.DataFrame(
+        {
+            "seed": [seed for seed, _ in keys],
+            "record": [record for _, record in keys],
+            "n": np.array([stream.record_n[k][index] for k in keys], np.int64),
+            "sum_abs": np.array([stream.record_abs[k][index] for k in keys], np.float64),
+        }
+    )
+    if by_seed:
+        frame = frame.set_index(["seed", "record"])
+    else:
+        frame = frame.groupby("record")[["n", "sum_abs"]].sum()
+        frame.index.name = None
+    frame = frame[frame["n"] > 0].copy()
     frame["mae"] = frame["sum_abs"] / frame["n"]
     return frame
 
@@ -76,28 +112,32 @@ def paired(
     variant: VariantStream, against: VariantStream, level: str, samples: int, seed: int
 ) -> dict:
     """One row of the comparison table."""
-    mine, theirs = record_mae(variant, level), record_mae(against, level)
+    mine = record_mae(variant, level, by_seed=True)
+    theirs = record_mae(against, level, by_seed=True)
     if set(mine.index) != set(theirs.index):
-        odd = sorted(set(mine.index) ^ set(theirs.index))[0]
+        seed, odd = sorted(set(mine.index) ^ set(theirs.index))[0]
         raise InputError(
-            f"{variant.variant} vs {against.variant}: record {odd} scored at level {level} "
-            "by only one of them (not the same test data)"
+            f"{variant.variant} vs {against.variant}: record {odd} (seed {seed}) scored at "
+            f"level {level} by only one of them (not the same test data and seeds)"
         )
     theirs = theirs.loc[mine.index]
     unequal = mine.index[mine["n"].to_numpy() != theirs["n"].to_numpy()]
     if len(unequal):
+        seed, record = unequal[0]
         raise InputError(
-            f"{variant.variant} vs {against.variant}: record {unequal[0]} has different "
+            f"{variant.variant} vs {against.variant}: record {record} (seed {seed}) has different "
             f"numbers of {level} values (not the same test samples)"
         )
-    diff = mine["mae"].to_numpy() - theirs["mae"].to_numpy()
-    low, high = bootstrap_mean_ci(diff, samples, seed) if len(diff) else (np.nan, np.nan)
+    diff = mine["mae"] - theirs["mae"]  # same seed, same record (so same fold)
+    matrix = diff.unstack("seed").to_numpy()  # records × seeds
+    low, high = bootstrap_two_way_ci(matrix, samples, seed) if len(diff) else (np.nan, np.nan)
+    diff = diff.to_numpy()
     return {
         "variant": variant.variant,
         "against": against.variant,
         "level": level,
-        "n_records": len(diff),
-        "diff_mean": float(diff.mean()) if len(diff) else np.nan,
+        "n_records": len(matrix),
+        "diff_mean": float(matrix.mean()) if len(diff) else np.nan,
         "ci_low": low,
         "ci_high": high,
         "win_share": float(np.mean(diff < 0)) if len(diff) else np.nan,
@@ -155,7 +195,8 @@ def comparison_notes(reference: str, ran_reference: bool, samples: int) -> list[
     notes = [
         "Δ MAE = variant − against: mean over records of the per-record MAE difference on the "
         "same test samples (mmHg; negative: the variant errs less). Interval: percentile "
-        f"bootstrap, {samples} resamplings of records. wins: share of records where the "
+        f"bootstrap, {samples} resamplings of records (and of seeds, where several ran: each "
+        "seed paired with the same seed). wins: share of records (× seeds) where the "
         "variant's MAE is lower."
     ]
     if not ran_reference:
