@@ -12,6 +12,7 @@ from ecg2abp.stages import (
     results_settings,
     short,
     split_settings,
+    tracking_settings,
     train_settings,
     variant_evaluate,
     variant_train,
@@ -35,6 +36,7 @@ def slices(config: dict) -> dict[str, str]:
         "evaluate ridge": short(evaluate_settings(config, "ridge")),
         "report": short(report_settings(config, "bootstrap_samples", "seed")),
         "results": short(results_settings(config)),
+        "track": short(tracking_settings(config, ["net", "ridge", "naive"])),
     }
 
 
@@ -47,16 +49,19 @@ def moved(change: dict) -> set[str]:
 @pytest.mark.parametrize(
     ("change", "stages"),
     [
-        ({"cleaning": {"abp_min": 25.0}}, {"ingest", "train net", "train ridge", "results"}),
-        ({"split": {"block_size": 2}}, {"split", "train net", "train ridge", "results"}),
-        ({"train": {"weight_decay": 0.1}}, {"train net", "train ridge", "results"}),
+        (
+            {"cleaning": {"abp_min": 25.0}},
+            {"ingest", "train net", "train ridge", "results", "track"},
+        ),
+        ({"split": {"block_size": 2}}, {"split", "train net", "train ridge", "results", "track"}),
+        ({"train": {"weight_decay": 0.1}}, {"train net", "train ridge", "results", "track"}),
         (
             {"variants": {"ridge": {"train": {"classical_max_windows": 900}}}},
-            {"train ridge", "results"},
+            {"train ridge", "results", "track"},
         ),
         ({"variants": {"ridge": {"evaluate": {"stride": 2}}}}, {"evaluate ridge", "results"}),
         ({"report": {"bootstrap_samples": 500}}, {"report", "results"}),
-        ({"train": {"seeds": [0, 1, 2]}}, {"results"}),  # seed 0's jobs stay as they are
+        ({"train": {"seeds": [0, 1, 2]}}, {"results", "track"}),  # seed 0's jobs stay as they are
         ({"threads": 1, "train": {"device": "cpu"}, "cluster": {"partition": "p"}}, set()),
         ({"mlflow": {"request_retries": 5}, "train": {"checkpoint_minutes": 1.0}}, set()),
     ],

@@ -117,9 +117,17 @@ def results_settings(config: dict) -> dict:
 
 
 def tracking_settings(config: dict, variants: list[str]) -> dict:
-    """The MLflow view: the store, and every variant's params (sweep values included)."""
-    params = {v: train_settings(config, v, seed) for v in variants for seed in seeds(config)}
-    return {"mlflow": config["mlflow"], "experiment": config["experiment"], "params": params}
+    """The MLflow view's runs: every variant × seed's params, sweep values included (the store
+    itself is the `track` rule's `uri` param)."""
+    runs = {
+        f"{variant} seed {seed}": {
+            **train_settings(config, variant, seed),
+            **swept_values(config, variant),
+        }
+        for variant in variants
+        for seed in seeds(config)
+    }
+    return {"experiment": config["experiment"], "runs": runs}
 
 
 def swept_values(config: dict, variant: str) -> dict:
