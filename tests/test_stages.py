@@ -63,7 +63,7 @@ def moved(change: dict) -> set[str]:
         ({"report": {"bootstrap_samples": 500}}, {"report", "results"}),
         ({"train": {"seeds": [0, 1, 2]}}, {"results", "track"}),  # seed 0's jobs stay as they are
         ({"threads": 1, "train": {"device": "cpu"}, "cluster": {"partition": "p"}}, set()),
-        ({"mlflow": {"request_retries": 5}, "train": {"checkpoint_minutes": 1.0}}, set()),
+        ({"mlflow": {"request_timeout_s": 9}, "train": {"checkpoint_minutes": 1.0}}, set()),
     ],
 )
 def test_a_change_moves_exactly_the_slices_that_depend_on_it(change, stages):

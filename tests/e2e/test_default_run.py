@@ -186,7 +186,7 @@ def test_a_comment_or_a_setting_of_how_jobs_run_reruns_nothing(small_run):
         "threads": 2,
         "train": {"device": "auto", "checkpoint_minutes": 1.0},
         "cluster": {"partition": "elsewhere", "runtime_minutes": {"fit": 30}},
-        "mlflow": {"request_retries": 3},
+        "mlflow": {"request_timeout_s": 9},
     }
     jobs, text = planned(small_run, how, comment="\n# a comment\n")
     assert jobs == {} and "Nothing to be done" in text, text[-2000:]
