@@ -1,5 +1,6 @@
 # ecg2abp: raw part*.mat files → cleaned HDF5 shards → folds → one training job per
-# variant × fold → per-fold metrics. Configuration: config/config.yaml (every key commented).
+# variant × fold × seed → per-job metrics, pooled. Configuration: config/config.yaml (every key
+# commented); what a config change reruns: docs/experiments.md.
 from pathlib import Path
 
 from snakemake.utils import min_version

@@ -52,8 +52,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     from ecg2abp.training.jobs import train_variant
 
     shards = [Path(s) for s in args.shards]
+    config = _config(args.config)
     train_variant(
-        args.variant, _config(args.config), Path(args.split), shards, args.fold, Path(args.out)
+        args.variant, config, Path(args.split), shards, args.fold, Path(args.out), seed=args.seed
     )
     print(json.dumps({"model": str(Path(args.out) / "model.pt")}))
 
@@ -341,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train one variant on one fold (the train rule)")
     train.add_argument("variant", help="a variant declared in the config, or naive")
     _add_fold_job_arguments(train, out="folder for model.pt and history.parquet")
+    train.add_argument("--seed", type=int, help="training seed (default: the first of train.seeds)")
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="score one model on its fold (evaluate rule)")
@@ -365,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     original.add_argument("--ecg-max", type=float, help="the original's global ECG maximum")
     original.set_defaults(run=cmd_import_original)
     notice = "Research use only, not a medical device."
-    model_help = "model.pt, a variant's folder of fold_*/model.pt (mean ± spread) or a .onnx"
+    model_help = "model.pt, a variant's folder of fold_*/seed_*/model.pt (mean ± spread) or a .onnx"
     predict = commands.add_parser(
         "predict", help=f"ABP for every ECG sample of new recordings ({notice})"
     )

@@ -16,6 +16,7 @@ SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
 RENAMED = {
     ("mlflow", "request_retries"): "mlflow.request_attempts (attempts, the first included: "
     "request_retries N is request_attempts N + 1)",
+    ("train", "seed"): "train.seeds, a list (e.g. seeds: [0])",
 }
 
 
@@ -44,23 +45,51 @@ def _error_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(part) for part in error.absolute_path) or "(top level)"
 
 
+def _check(instance: dict, schema: Mapping, prefix: str = "") -> None:
+    """InputError naming the first key of `instance` (at `prefix`) that `schema` refuses."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = prefix + _error_path(first) if first.absolute_path else prefix.rstrip(".")
+        where = where or _error_path(first)
+        if first.validator == "additionalProperties":
+            unknown = sorted(set(first.instance) - set(first.schema.get("properties", {})), key=str)
+            raise InputError(f"config: unknown key {', '.join(unknown)!s} in {where}")
+        raise InputError(f"config: key {where}: {first.message}")
+
+
+def _check_variant_settings(config: dict, schema: Mapping) -> None:
+    """Each variant's own train/evaluate settings, checked as the settings it runs under."""
+    for name, spec in config["variants"].items():
+        shared = sorted(set(spec["train"]) & {"folds", "seeds"})
+        if shared:
+            raise InputError(
+                f"config: key variants.{name}.train.{shared[0]}: one for every variant, "
+                f"set it under `train`"
+            )
+        for section in ("train", "evaluate"):
+            if spec[section]:
+                merged = deep_merge(config[section], spec[section])
+                _check(merged, schema["properties"][section], f"variants.{name}.{section}.")
+
+
 def validate_config(config: Mapping) -> dict:
-    """A validated copy of `config` with defaults filled in; InputError names the bad key."""
+    """A validated copy of `config` with defaults filled in and `sweep` expanded into variants;
+    InputError names the bad key."""
+    from ecg2abp.sweep import expand_sweep
+
     for (section, old), new in RENAMED.items():
         if isinstance(config.get(section), Mapping) and old in config[section]:
             raise InputError(f"config: key {section}.{old} is now {new}")
     filled = deepcopy(dict(config))
     schema = load_schema()
     _fill_defaults(filled, schema)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        if first.validator == "additionalProperties":
-            unknown = sorted(set(first.instance) - set(first.schema.get("properties", {})), key=str)
-            where = _error_path(first)
-            raise InputError(f"config: unknown key {', '.join(unknown)!s} in {where}")
-        raise InputError(f"config: key {_error_path(first)}: {first.message}")
+    _check(filled, schema)
+    filled = expand_sweep(filled)
+    _fill_defaults(filled, schema)
+    _check(filled, schema)
+    _check_variant_settings(filled, schema)
     check_consistency(filled)
     return filled
 

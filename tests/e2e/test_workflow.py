@@ -52,7 +52,8 @@ def test_broken_part_does_not_stop_the_others_under_keep_going(tmp_path):
 def test_every_file_train_writes_is_a_declared_output(tmp_path):
     """A classical variant's fitted model is an output of its train job (deep ones have none)."""
     models = "results/e2e/models"
-    result = snakemake(tmp_path, "-n", f"{models}/ridge/fold_0/model.classical", config=SMALL)
+    job = "ridge/fold_0/seed_0"
+    result = snakemake(tmp_path, "-n", f"{models}/{job}/model.classical", config=SMALL)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "rule train_classical:" in result.stdout
-    assert f"{models}/ridge/fold_0/model.pt" in result.stdout
+    assert f"{models}/{job}/model.pt" in result.stdout

@@ -257,3 +257,55 @@ def test_external_data_sets_get_their_own_rows_and_summary_section(tmp_path):
     assert merged.loc[("uci", "point"), "me"] == pytest.approx(5.0, abs=0.1)
     assert merged.loc[("uci", "point"), "n"] == merged.loc[("test", "point"), "n"]
     assert "## External data set `uci`" in summary_markdown(pool_tables(files))
+
+
+@pytest.fixture(scope="module")
+def two_seeds(tmp_path_factory, parts) -> list[Path]:
+    """metrics.json of ridge on two folds × two seeds (each seed samples other windows)."""
+    folder = tmp_path_factory.mktemp("seeds")
+    config = tiny_config(
+        {
+            "split": {"protocol": "record", "folds": 2, "block_size": 2},
+            "train": {"seeds": [0, 1], "classical_max_windows": 300},
+        }
+    )
+    shards = ingest_parts(folder, parts, config)
+    split_path = write_split(folder, shards, config)
+    files = []
+    for fold in (0, 1):
+        for seed in (0, 1):
+            model = folder / "models" / f"fold_{fold}" / f"seed_{seed}"
+            train_variant("linear", config, split_path, shards, fold, model, seed=seed)
+            out = folder / "eval" / f"fold_{fold}" / f"seed_{seed}"
+            evaluate_variant(model / "model.pt", split_path, shards, fold, out, config)
+            files.append(out / "metrics.json")
+    return files
+
+
+def test_seeds_merge_like_folds_and_their_spread_is_given(two_seeds, tmp_path):
+    table = pool_tables(two_seeds)
+    jobs = table[(table["fold"] != ALL_FOLDS) & (table["level"] == "point")]
+    assert sorted(zip(jobs["fold"], jobs["seed"], strict=True)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    pooled = table[(table["fold"] == ALL_FOLDS) & (table["level"] == "point")].iloc[0]
+    assert pooled["seed"] == ALL_FOLDS
+    every = pd.concat([predictions_of(f) for f in two_seeds])
+    assert pooled["mae"] == pytest.approx(by_hand(every)["mae"])
+    per_seed = [
+        by_hand(pd.concat([predictions_of(f) for f in two_seeds if f.parent.name == f"seed_{s}"]))
+        for s in (0, 1)
+    ]
+    assert per_seed[0]["mae"] != per_seed[1]["mae"]  # the seed drew other training windows
+    for metric in ("mae", "me", "rmse"):
+        spread = np.std([s[metric] for s in per_seed], ddof=1)
+        assert pooled[f"{metric}_seed_sd"] == pytest.approx(spread)
+    pool_metrics(two_seeds, tmp_path / "m.parquet", tmp_path / "s.md")
+    summary = (tmp_path / "s.md").read_text()
+    assert "MAE SD over seeds" in summary and "× seeds [0, 1] merged" in summary
+    assert f"| {pooled['mae_seed_sd']:.2f} |" in summary.splitlines()[2]
+
+
+def test_one_seed_has_no_spread_column(two_folds, tmp_path):
+    pooled = pool_tables(two_folds)
+    assert pooled[pooled["fold"] == ALL_FOLDS]["mae_seed_sd"].isna().all()
+    pool_metrics(two_folds, tmp_path / "m.parquet", tmp_path / "s.md")
+    assert "seeds" not in (tmp_path / "s.md").read_text()

@@ -99,3 +99,41 @@ def test_every_variant_is_compared_with_the_reference_and_both_floors():
     assert other_vs_ref["diff_mean"] == pytest.approx(1.0)
     assert other_vs_ref["ci_low"] == pytest.approx(1.0)  # every record differs by exactly 1
     assert other_vs_ref["win_share"] == 0.0
+
+
+def seeded_stream(name: str, errors: dict[tuple[int, str], np.ndarray]) -> VariantStream:
+    """A stream whose point level saw these errors (true 100 mmHg) per (seed, record)."""
+    stream = VariantStream(name)
+    for (seed, record_id), error in errors.items():
+        true = np.full(len(error), 100.0)
+        stream.add_pairs(record_id, {"point": (true, true + error)}, seed)
+    return stream
+
+
+def test_seeds_are_paired_with_the_same_seed_not_pooled():
+    # Seed 0: a errs by 1, b by 3; seed 1 the other way round. Pooled over seeds they tie on
+    # every record; paired seed by seed, a wins half the (record, seed) pairs by 2 mmHg.
+    records = [f"r{i}" for i in range(6)]
+    a = seeded_stream("a", {(s, r): np.full(4, 1.0 + 2 * s) for s in (0, 1) for r in records})
+    b = seeded_stream("b", {(s, r): np.full(4, 3.0 - 2 * s) for s in (0, 1) for r in records})
+    row = paired(a, b, "point", samples=500, seed=0)
+    assert row["n_records"] == 6 and row["diff_mean"] == pytest.approx(0.0)
+    assert row["win_share"] == 0.5
+
+
+def test_the_interval_covers_the_spread_over_seeds_as_well_as_records():
+    # Every record gains 1 mmHg under seed 0 and loses 1 under seed 1: records alone vary
+    # nothing, so only resampling seeds can show that the sign is the seed's.
+    records = [f"r{i}" for i in range(20)]
+    a = seeded_stream("a", {(s, r): np.full(3, 2.0 - 2 * s) for s in (0, 1) for r in records})
+    b = seeded_stream("b", {(s, r): np.full(3, 1.0) for s in (0, 1) for r in records})
+    row = paired(a, b, "point", samples=2000, seed=0)
+    assert row["diff_mean"] == pytest.approx(0.0)
+    assert row["ci_low"] <= -0.9 and row["ci_high"] >= 0.9
+
+
+def test_a_seed_run_by_one_variant_only_is_refused_naming_it():
+    a = seeded_stream("a", {(0, "r1"): np.ones(3), (1, "r1"): np.ones(3)})
+    b = seeded_stream("b", {(0, "r1"): np.ones(3)})
+    with pytest.raises(InputError, match=r"record r1 \(seed 1\)"):
+        paired(a, b, "point", samples=100, seed=0)

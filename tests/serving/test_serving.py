@@ -227,7 +227,7 @@ def test_bad_models_are_one_line_errors(model_file, trained, short_csv, tmp_path
         foreign: r"foreign\.pt: not an ecg2abp model file \(missing ",
         future: r"future\.pt: model file format_version 99; this ecg2abp reads 1",
         fake_onnx: r"fake\.onnx: not a readable ONNX file",
-        tmp_path: r": no model\.pt and no fold_\*/model\.pt inside",
+        tmp_path: r": no model\.pt and no fold_\*/seed_\*/model\.pt inside",
     }
     for model, message in cases.items():
         code = main(

@@ -50,7 +50,7 @@ DEEP = {
         "max_windows_per_epoch": BATCHES_PER_EPOCH * BATCH,
         "max_val_windows": None,
         "checkpoint_minutes": 0,
-        "seed": 3,
+        "seeds": [3],
     },
 }
 
@@ -446,3 +446,22 @@ def test_models_trained_on_abp_of_other_records_do_not_beat_naive(tmp_path):
     )
     assert control["linear"] < 0.6 * control["naive"], control
     assert control["tiny_resnet"] < 0.6 * control["naive"], control
+
+
+def test_the_seed_decides_initial_weights_and_batches_and_the_split_stays(chain, tmp_path):
+    quick = {**chain.config, "train": {**chain.config["train"], "epochs": 1}}
+    quick["train"]["max_windows_per_epoch"] = 2 * BATCH
+    runs = {}
+    for name, seed in (("a", 3), ("b", 4), ("again", 3)):
+        out = tmp_path / name
+        train_variant("tiny_resnet", quick, chain.split, chain.shards, 0, out, seed=seed)
+        runs[name] = load(out / "model.pt")
+    assert (runs["a"]["seed"], runs["b"]["seed"]) == (3, 4)
+    for key, weights in runs["a"]["state_dict"].items():
+        assert torch.equal(weights, runs["again"]["state_dict"][key]), key
+    assert any(
+        not torch.equal(weights, runs["b"]["state_dict"][key])
+        for key, weights in runs["a"]["state_dict"].items()
+    )
+    assert runs["a"]["config_fingerprint"] != runs["b"]["config_fingerprint"]
+    assert runs["a"]["stats"] == runs["b"]["stats"]  # same fold, same training side

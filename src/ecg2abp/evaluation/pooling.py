@@ -1,6 +1,7 @@
-"""Per-fold metrics pooled into one table: every fold, and all folds merged, per variant."""
+"""Per-job metrics pooled into one table: every fold × seed, and all merged, per variant."""
 
 import json
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS, SBP_BANDS, ErrorAccumulator, LevelMetrics
 from ecg2abp.evaluation.verdicts import FLOORS, beats, paired_difference, record_table
 
-ALL_FOLDS = -1
+ALL_FOLDS = -1  # the fold (and seed) of the rows merging every fold and seed
+SEED_SPREAD = ("mae", "me", "sd", "rmse", "pearson_r")  # each also as `{metric}_seed_sd`
 TEST = "test"  # the dataset of the folds' own test sides; external sets carry their name
 COLUMNS = (
     "n",
@@ -32,6 +34,7 @@ COLUMNS = (
     "aami_records",
     *("slope", "intercept", "r_within", "r_between", "sd_ratio"),
     *(f"{measure}_{key}" for _, key, _, _ in SBP_BANDS for measure in ("n", "mae", "me")),
+    *(f"{metric}_seed_sd" for metric in SEED_SPREAD),
 )
 BOOTSTRAP_SAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -44,7 +47,7 @@ def _read(path: Path) -> dict:
         raise InputError(f"{path}: cannot read metrics ({err})") from None
 
 
-def _rows(meta: dict, fold: int, levels: dict) -> list[dict]:
+def _rows(meta: dict, fold: int, seed: int | None, levels: dict) -> list[dict]:
     rows = []
     for level in LEVELS:
         values = levels.get(level, {})
@@ -59,6 +62,7 @@ def _rows(meta: dict, fold: int, levels: dict) -> list[dict]:
                 "protocol": meta["protocol"],
                 "leaky": meta["leaky"],
                 "fold": fold,
+                "seed": seed,
                 "level": level,
                 **{column: values.get(column) for column in COLUMNS},
             }
@@ -100,20 +104,43 @@ def _merged_levels(documents: list[dict]) -> dict:
     return merged.result() | not_applying
 
 
+def _seed_spread(documents: list[dict]) -> dict[str, dict]:
+    """Per level, the SD over seeds of each SEED_SPREAD metric, every seed's folds merged
+    (NaN with one seed)."""
+    spread = {}
+    results = [_merged_levels(group) for group in _by_seed(documents).values()]
+    for level in LEVELS:
+        spread[level] = {}
+        for metric in SEED_SPREAD:
+            values = [r[level].get(metric) for r in results if r[level].get("applies") is not False]
+            values = [v for v in values if v is not None]
+            sd = statistics.stdev(values) if len(values) >= 2 else float("nan")
+            spread[level][f"{metric}_seed_sd"] = sd
+    return spread
+
+
+def _by_seed(documents: list[dict]) -> dict[int, list[dict]]:
+    by_seed: dict[int, list[dict]] = {}
+    for document in documents:
+        by_seed.setdefault(int(document.get("seed") or 0), []).append(document)
+    return by_seed
+
+
 def grouped_documents(metric_files: Sequence[Path]) -> dict[tuple[str, str], list[dict]]:
-    """(dataset, variant) → its metrics.json documents in fold order."""
+    """(dataset, variant) → its metrics.json documents in fold and seed order."""
     by_variant: dict[tuple[str, str], list[dict]] = {}
     for path in metric_files:
         document = _read(path)
         key = (document.get("dataset", TEST), document["variant"])
         by_variant.setdefault(key, []).append(document)
     for documents in by_variant.values():
-        documents.sort(key=lambda d: d["fold"])
+        documents.sort(key=lambda d: (d["fold"], d.get("seed") or 0))
     return by_variant
 
 
 def pool_tables(metric_files: Sequence[Path]) -> pd.DataFrame:
-    """One row per dataset × variant × fold × level, plus fold = -1 for all folds merged."""
+    """One row per dataset × variant × fold × seed × level, plus fold = seed = -1 for all folds
+    and seeds merged (merged like folds: one accumulator), with the SDs over seeds."""
     return _pool(grouped_documents(metric_files))
 
 
@@ -121,20 +148,27 @@ def _pool(by_variant: dict[tuple[str, str], list[dict]]) -> pd.DataFrame:
     rows = []
     for documents in by_variant.values():
         for document in documents:
-            rows.extend(_rows(document, document["fold"], document["levels"]))
-        rows.extend(_rows(documents[0], ALL_FOLDS, _merged_levels(documents)))
+            rows.extend(_rows(document, document["fold"], document.get("seed"), document["levels"]))
+        merged, spread = _merged_levels(documents), _seed_spread(documents)
+        levels = {level: {**values, **spread[level]} for level, values in merged.items()}
+        rows.extend(_rows(documents[0], ALL_FOLDS, ALL_FOLDS, levels))
     return pd.DataFrame(rows)
 
 
 def _record_tables(documents: list[dict]) -> dict[str, pd.DataFrame]:
-    """Level → per-record n, MAE and resampling unit over every fold of one variant."""
+    """Level → per (seed, record) n, MAE and resampling unit over every fold of one variant."""
     units: dict[str, str] = {}
     for document in documents:
         units |= document.get("units", {})
-    return {
-        level: record_table({r: m.n for r, m in acc.records.items()}, acc.record_abs, units)
-        for level, acc in merged_accumulators(documents).items()
-    }
+    n: dict[str, dict] = {}
+    total: dict[str, dict] = {}
+    for seed, group in _by_seed(documents).items():
+        for level, acc in merged_accumulators(group).items():
+            n.setdefault(level, {}).update({(seed, r): m.n for r, m in acc.records.items()})
+            total.setdefault(level, {}).update(
+                {(seed, r): value for r, value in acc.record_abs.items()}
+            )
+    return {level: record_table(n[level], total[level], units) for level in n}
 
 
 def floor_verdicts(
@@ -186,9 +220,13 @@ def _summary_of(table: pd.DataFrame) -> str:
             "do not measure accuracy on unseen data.",
             "",
         ]
+    job_rows = table[table["fold"] != ALL_FOLDS]
+    seeds = sorted(int(s) for s in job_rows["seed"].dropna().unique()) if "seed" in table else []
+    spread = len(seeds) >= 2  # the SD over seeds, where there is one
     lines += [
-        "| variant | level | n | MAE | ME ± SD | r | BHS ≤5/10/15 % | BHS | IEEE | AAMI met |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| variant | level | n | MAE | ME ± SD | r | BHS ≤5/10/15 % | BHS | IEEE | AAMI met |"
+        + (" MAE SD over seeds |" if spread else ""),
+        "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if spread else ""),
     ]
     for variant in _order(pooled["variant"]):
         for _, row in pooled[(pooled["variant"] == variant) & (pooled["n"] > 0)].iterrows():
@@ -198,12 +236,14 @@ def _summary_of(table: pd.DataFrame) -> str:
                 f"{_fmt(row['me'])} ± {_fmt(row['sd'])} | {_fmt(row['pearson_r'])} | {within} | "
                 f"{_fmt(row['bhs_grade'])} | {_fmt(row['ieee_grade'])} | "
                 f"{row['aami_records_met']}/{row['aami_records']} |"
+                + (f" {_fmt(row['mae_seed_sd'])} |" if spread else "")
             )
     folds = sorted(int(f) for f in table["fold"].unique() if f != ALL_FOLDS)
     protocol = table["protocol"].iloc[0]
+    merged = f"folds {folds}" + (f" × seeds {seeds}" if spread else "")
     lines += [
         "",
-        f"Protocol `{protocol}`, folds {folds} merged; errors in mmHg (pred − true). Levels with",
+        f"Protocol `{protocol}`, {merged} merged; errors in mmHg (pred − true). Levels with",
         "nothing scored are left out (beats need every sample predicted: evaluate.stride 1).",
     ]
     return "\n".join(lines) + "\n"

@@ -24,6 +24,7 @@ from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.folds.normalisation import NormStats
 from ecg2abp.folds.protocols import record_units, windows_path
 from ecg2abp.models.inference import inference_forward
+from ecg2abp.stages import variant_evaluate, variant_train
 from ecg2abp.training.model_file import load_model_file
 
 log = logging.getLogger("ecg2abp.evaluation.scoring")
@@ -43,9 +44,9 @@ class Predictor:
 
     max_batch: int | None = None  # windows per forward call at most; None: the caller's batch
 
-    def __init__(self, model_path: Path, device: torch.device) -> None:
+    def __init__(self, model_path: Path, device: torch.device, meta: dict | None = None) -> None:
         self.path = Path(model_path)
-        self.meta = load_model_file(self.path)
+        self.meta = meta or load_model_file(self.path)
         self.stats = NormStats.from_dict(self.meta["stats"])
         self.window = int(self.meta["window"])
         self.kind = self.meta["kind"]
@@ -294,8 +295,11 @@ def evaluate_variant(
     `variant`, when given, is the variant the model is scored as: a model of another is refused.
     """
     torch.set_num_threads(config["threads"])
-    device = resolve_device(config["train"]["device"])
-    predictor = Predictor(model_path, device)
+    meta = load_model_file(Path(model_path))
+    own = variant or meta["variant"]  # its own settings, where `variants.NAME` gives some
+    device_setting = variant_train(config, own)["device"]
+    device = resolve_device(device_setting)
+    predictor = Predictor(model_path, device, meta)
     out_dir = Path(out_dir)
     refuse_overwriting(
         [out_dir / "predictions.parquet", out_dir / "metrics.json"],
@@ -323,9 +327,9 @@ def evaluate_variant(
             f"{model_path}: trained on other data than {split_path} and the shards given "
             "(data fingerprints differ)"
         )
-    log_device(device, config["train"]["device"])
-    stride = config["evaluate"]["stride"]
-    batch = config["evaluate"]["batch_size"]
+    log_device(device, device_setting)
+    settings = variant_evaluate(config, own)
+    stride, batch = settings["stride"], settings["batch_size"]
     unit, units = record_units(fold.document, sorted({r[0] for r in fold.side("test")}))
     started = time.perf_counter()
     writer = PredictionWriter(out_dir / "predictions.parquet")
@@ -351,6 +355,7 @@ def evaluate_variant(
         "model": predictor.meta["model"],
         "kind": predictor.kind,
         "fold": fold_index,
+        "seed": predictor.meta.get("seed"),
         "protocol": fold.protocol,
         # the split's protocol leaks, or the model itself saw test records (an original import)
         "leaky": fold.leaky or bool(predictor.meta["leaky"]),

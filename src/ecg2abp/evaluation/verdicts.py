@@ -3,9 +3,10 @@
 Samples of one record are not independent, nor are adjacent records (they may share a
 patient), so intervals resample whole units: the split's resampling units (the record
 protocol's blocks of adjacent records, the part file under `part`), never samples or single
-records. diff = variant − against (MAE, mmHg): negative means the variant errs less; a variant
-"wins" a record where its MAE there is lower, and "beats" the other where the whole interval
-lies below 0.
+records. With several training seeds, the same seed and record are paired, and intervals also
+resample seeds. diff = variant − against (MAE, mmHg): negative means the variant errs less; a
+variant "wins" a record where its MAE there is lower, and "beats" the other where the whole
+interval lies below 0.
 """
 
 import numpy as np
@@ -61,18 +62,70 @@ def unit_mean_ci(
     return bootstrap_ratio_ci(sums, counts, samples, seed, level)
 
 
+def unit_seed_mean_ci(
+    values: np.ndarray,
+    units: np.ndarray,
+    seeds: np.ndarray,
+    samples: int,
+    seed: int,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Interval of the mean of per-(seed, record) `values`, each draw taking whole units of
+    records and, independently, seeds with replacement (with one seed: unit_mean_ci).
+
+    A draw's statistic is Σ w_unit · v_seed · value / Σ w_unit · v_seed over the (seed, record)
+    pairs, w and v counting how often each unit and seed was drawn.
+    """
+    seed_ids, seed_of = np.unique(np.asarray(seeds), return_inverse=True)
+    if len(seed_ids) <= 1:
+        return unit_mean_ci(values, units, samples, seed, level)
+    _, unit_of = np.unique(np.asarray(units), return_inverse=True)
+    n_units, n_seeds = unit_of.max() + 1, len(seed_ids)
+    sums = np.zeros((n_units, n_seeds))
+    counts = np.zeros((n_units, n_seeds))
+    np.add.at(sums, (unit_of, seed_of), np.asarray(values, np.float64))
+    np.add.at(counts, (unit_of, seed_of), 1.0)
+    rng = np.random.default_rng(seed)
+    stats = np.empty(samples)
+    chunk = max(1, DRAWS_PER_CHUNK // (n_units + n_seeds))
+    for first in range(0, samples, chunk):
+        count = min(chunk, samples - first)
+        unit_weights = _draw_counts(rng, count, n_units)
+        seed_weights = _draw_counts(rng, count, n_seeds)
+        total = np.einsum("cu,us,cs->c", unit_weights, sums, seed_weights)
+        stats[first : first + count] = total / np.einsum(
+            "cu,us,cs->c", unit_weights, counts, seed_weights
+        )
+    tail = (1.0 - level) / 2
+    low, high = np.quantile(stats, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def _draw_counts(rng: np.random.Generator, draws: int, n: int) -> np.ndarray:
+    """[draws, n]: how often each of n items was drawn in n draws with replacement, per draw."""
+    drawn = rng.integers(0, n, size=(draws, n))
+    offsets = (np.arange(draws) * n)[:, None]
+    return np.bincount((drawn + offsets).ravel(), minlength=draws * n).reshape(draws, n)
+
+
 def record_table(
-    n: dict[str, int], sum_abs: dict[str, float], units: dict[str, str]
+    n: dict[str, int] | dict[tuple[int, str], int],
+    sum_abs: dict,
+    units: dict[str, str],
 ) -> pd.DataFrame:
-    """Per record with something scored: n, MAE and its resampling unit (the record if none)."""
-    records = sorted(r for r in n if n[r] > 0)
+    """Per record — or per (seed, record) where the keys are pairs — with something scored:
+    seed (0 for plain record keys), record, n, MAE and the record's resampling unit (the record
+    itself if none)."""
+    keys = sorted(k for k in n if n[k] > 0)
+    pairs = [key if isinstance(key, tuple) else (0, key) for key in keys]
     frame = pd.DataFrame(
         {
-            "n": np.array([n[r] for r in records], np.int64),
-            "sum_abs": np.array([sum_abs[r] for r in records], np.float64),
-            "unit": [units.get(r, r) for r in records],
-        },
-        index=pd.Index(records, dtype=object),
+            "seed": np.array([s for s, _ in pairs], np.int64),
+            "record": pd.Series([r for _, r in pairs], dtype=object),
+            "n": np.array([n[k] for k in keys], np.int64),
+            "sum_abs": np.array([sum_abs[k] for k in keys], np.float64),
+            "unit": pd.Series([units.get(r, r) for _, r in pairs], dtype=object),
+        }
     )
     frame["mae"] = frame["sum_abs"] / frame["n"]
     return frame
@@ -81,34 +134,44 @@ def record_table(
 def paired_difference(
     mine: pd.DataFrame, theirs: pd.DataFrame, what: str, samples: int, seed: int
 ) -> dict:
-    """n_records, n_units, mean per-record MAE difference, its unit-bootstrap interval, wins.
+    """n_records, n_units, mean per-(seed, record) MAE difference, its unit × seed bootstrap
+    interval, wins.
 
-    Both tables (record_table) must hold the same records with the same counts; `what` names
-    the pair in the error otherwise.
+    Both tables (record_table) must hold the same records and seeds with the same counts (the
+    same seed and record are paired); `what` names the pair in the error otherwise.
     """
-    if set(mine.index) != set(theirs.index):
-        odd = sorted(set(mine.index) ^ set(theirs.index))[0]
-        raise InputError(
-            f"{what}: record {odd} scored by only one of them (not the same test data)"
-        )
-    theirs = theirs.loc[mine.index]
-    unequal = mine.index[mine["n"].to_numpy() != theirs["n"].to_numpy()]
+    key = ["seed", "record"]
+    joined = mine.merge(
+        theirs[[*key, "n", "mae"]], on=key, how="outer", suffixes=("", "_other"), indicator=True
+    )
+    several_seeds = joined["seed"].nunique() > 1
+    odd = joined[joined["_merge"] != "both"]
+    if len(odd):
+        at = _where(odd.iloc[0], several_seeds)
+        raise InputError(f"{what}: record {at} scored by only one of them (not the same test data)")
+    unequal = joined[joined["n"] != joined["n_other"]]
     if len(unequal):
+        at = _where(unequal.iloc[0], several_seeds)
         raise InputError(
-            f"{what}: record {unequal[0]} has different numbers of values (not the same samples)"
+            f"{what}: record {at} has different numbers of values (not the same samples)"
         )
-    diff = mine["mae"].to_numpy() - theirs["mae"].to_numpy()
+    diff = (joined["mae"] - joined["mae_other"]).to_numpy()
     if len(diff) == 0:
         return dict.fromkeys(ROW_KEYS, np.nan) | {"n_records": 0, "n_units": 0}
-    low, high = unit_mean_ci(diff, mine["unit"].to_numpy(), samples, seed)
+    units, seeds = joined["unit"].to_numpy(), joined["seed"].to_numpy()
+    low, high = unit_seed_mean_ci(diff, units, seeds, samples, seed)
     return {
-        "n_records": len(diff),
-        "n_units": int(mine["unit"].nunique()),
+        "n_records": int(joined["record"].nunique()),
+        "n_units": int(joined["unit"].nunique()),
         "diff_mean": float(diff.mean()),
         "ci_low": low,
         "ci_high": high,
         "win_share": float(np.mean(diff < 0)),
     }
+
+
+def _where(row: pd.Series, with_seed: bool) -> str:
+    return f"{row['record']} (seed {row['seed']})" if with_seed else str(row["record"])
 
 
 def beats(ci_low: float, ci_high: float) -> str:

@@ -1,6 +1,7 @@
 """Paired comparison of variants on the same test records: every variant against the reference
 variant and the floors (naive, template), with bootstrap intervals over the split's resampling
-units (evaluation.verdicts)."""
+units and, where several ran, over seeds (each seed paired with the same seed; see
+evaluation.verdicts)."""
 
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,10 +30,10 @@ COLUMNS = (
 
 
 def record_mae(stream: VariantStream, level: str) -> pd.DataFrame:
-    """Per-record n, MAE and resampling unit of one level (records with nothing scored left out)."""
+    """Per (seed, record): n, MAE and resampling unit of one level (nothing scored: left out)."""
     index = LEVELS.index(level)
-    n = {r: int(values[index]) for r, values in stream.record_n.items()}
-    total = {r: float(values[index]) for r, values in stream.record_abs.items()}
+    n = {key: int(values[index]) for key, values in stream.record_n.items()}
+    total = {key: float(values[index]) for key, values in stream.record_abs.items()}
     return record_table(n, total, stream.record_units)
 
 
@@ -103,7 +104,8 @@ def comparison_notes(reference: str, ran: set[str], samples: int, units: set[str
         "Δ MAE = variant − against: mean over records of the per-record MAE difference on the "
         "same test samples (mmHg; negative: the variant errs less). Interval: percentile "
         f"bootstrap, {samples} resamplings of whole resampling units ({what}; units: how many), "
-        "never of single records. wins: share of records where the variant's MAE is lower. "
+        "never of single records, and of seeds where several ran (each seed paired with the "
+        "same seed). wins: share of records (× seeds) where the variant's MAE is lower. "
         "A lead is stated only where the interval excludes 0.",
         "Floors: naive predicts the training mean ABP, and at the beat levels the training "
         "beats' mean SBP, DBP and MAP; template draws the mean training beat against the time "

@@ -87,9 +87,9 @@ def _model_file(path: Path, device: torch.device) -> Predictor:
 def _member_files(folder: Path) -> list[Path]:
     if (folder / "model.pt").is_file():
         return [folder / "model.pt"]
-    found = sorted(folder.glob("fold_*/model.pt"))
+    found = sorted(folder.glob("fold_*/seed_*/model.pt")) or sorted(folder.glob("fold_*/model.pt"))
     if not found:
-        raise InputError(f"{folder}: no model.pt and no fold_*/model.pt inside")
+        raise InputError(f"{folder}: no model.pt and no fold_*/seed_*/model.pt inside")
     return found
 
 

@@ -17,17 +17,20 @@ from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.pooling import ALL_FOLDS as POOLED
 from ecg2abp.evaluation.pooling import COLUMNS
+from ecg2abp.stages import JOB_DIR, NAIVE
 from ecg2abp.tracking.live import EPOCH_METRICS
 from ecg2abp.tracking.runs import (
     PARENT_TAG,
+    VARIANT_TAG,
+    child_name,
     find_or_create_run,
     identity,
     log_new_params,
     parent_run,
+    variant_fingerprint,
     variant_settings,
 )
 from ecg2abp.tracking.store import connect, store_errors, unreachable
-from ecg2abp.training.jobs import NAIVE
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -69,7 +72,8 @@ def level_values(levels: dict[str, dict]) -> tuple[dict[str, float], dict[str, s
 
 
 def pooled_values(table: pd.DataFrame, variant: str) -> tuple[dict[str, float], dict[str, str]]:
-    """The variant's merged rows (fold = -1) of metrics.parquet, plus fold mean/SD of point MAE."""
+    """The variant's merged rows (fold = -1) of metrics.parquet (with the SDs over seeds), plus
+    the mean/SD over fold × seed jobs of point MAE."""
     rows = table[table["variant"] == variant]
     metrics, tags = {}, {}
     for _, row in rows[rows["fold"] == POOLED].iterrows():
@@ -163,15 +167,18 @@ def sync_child(
     model_dir: Path,
     eval_dir: Path,
 ) -> str:
-    """One variant × fold: tags, params, epochs, test metrics and files; returns its run id."""
+    """One variant × fold × seed: tags, params, epochs, test metrics and files; its run id."""
     meta = _read_model(model_dir / "model.pt")
     metrics = _read_json(eval_dir / "metrics.json")
-    variant, fold = meta["variant"], int(meta["fold"])
-    tags = identity(config["experiment"], variant, fold, meta["config_fingerprint"])
-    run = find_or_create_run(client, experiment_id, tags, f"{variant} fold {fold}")
-    params, fingerprint = variant_settings(config, variant)
+    variant, fold, seed = meta["variant"], int(meta["fold"]), int(meta["seed"])
+    tags = identity(config["experiment"], variant, fold, meta["config_fingerprint"], seed)
+    shared = {VARIANT_TAG: variant_fingerprint(config, variant)}
+    run = find_or_create_run(client, experiment_id, tags, child_name(variant, fold, seed), shared)
+    params, fingerprint = variant_settings(config, variant, seed)
     if fingerprint == meta["config_fingerprint"]:
         log_new_params(client, run, params)
+    else:
+        log.warning("%s: %s trained under other settings than the config's", variant, model_dir)
     values, grades = level_values(metrics["levels"])
     extra = {**provenance(meta), PARENT_TAG: parent.info.run_id, "kind": meta["kind"]}
     extra["evaluate_stride"] = str(metrics["stride"])
@@ -187,9 +194,15 @@ def sync_child(
 
 
 def sync_view(
-    config: dict, results: Path, variants: Sequence[str], folds: Sequence[int], marker: Path
+    config: dict,
+    results: Path,
+    variants: Sequence[str],
+    folds: Sequence[int],
+    seeds: Sequence[int],
+    marker: Path,
 ) -> dict:
-    """Create or update every parent and child run from the files under `results`."""
+    """Create or update every parent and child run (one per fold × seed) from the files under
+    `results`."""
     results = Path(results)
     client, experiment_id = connect(config)
     table = pd.read_parquet(results / "metrics.parquet")
@@ -197,20 +210,17 @@ def sync_view(
     note |= {"parents": {}, "children": {}}
     try:
         for variant in dict.fromkeys([*variants, NAIVE]):
-            dirs = [
-                (
-                    results / "models" / variant / f"fold_{k}",
-                    results / "eval" / variant / f"fold_{k}",
-                )
+            jobs = {
+                f"{k}/{s}": JOB_DIR.format(variant=variant, fold=k, seed=s)
                 for k in folds
-            ]
-            metas = [_read_model(model_dir / "model.pt") for model_dir, _ in dirs]
-            parent = parent_run(
-                client, experiment_id, config, variant, metas[0]["config_fingerprint"]
-            )
+                for s in seeds
+            }
+            dirs = {job: (results / "models" / d, results / "eval" / d) for job, d in jobs.items()}
+            metas = [_read_model(model_dir / "model.pt") for model_dir, _ in dirs.values()]
+            parent = parent_run(client, experiment_id, config, variant)
             children = {
-                str(k): sync_child(client, experiment_id, config, parent, *pair)
-                for k, pair in zip(folds, dirs, strict=True)
+                job: sync_child(client, experiment_id, config, parent, *pair)
+                for job, pair in dirs.items()
             }
             values, grades = pooled_values(table, variant)
             shared = {

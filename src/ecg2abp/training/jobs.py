@@ -1,14 +1,11 @@
 """One training job (variant × fold): settings, provenance and the trained-model file."""
 
-import hashlib
-import json
 import logging
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,18 +20,13 @@ from ecg2abp.evaluation.floors import beat_floor
 from ecg2abp.folds.feed import WindowFeed
 from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.folds.protocols import windows_path
+from ecg2abp.stages import NAIVE, decisive_train, fingerprint, job_config, variant_spec
 from ecg2abp.training.checkpoint import load_checkpoint
 from ecg2abp.training.loop import Trainer, fresh_state
 from ecg2abp.training.model_file import CLASSICAL_ARTEFACT, FORMAT_VERSION, save_model_file
 from ecg2abp.training.objective import build_optimizer, head_weights
 
-NAIVE = "naive"
-RUN_ONLY_TRAIN_KEYS = ("folds", "device", "checkpoint_minutes")
 log = logging.getLogger("ecg2abp.training")
-
-
-def fingerprint(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def git_commit() -> str:
@@ -57,7 +49,7 @@ class RunContext:
 
     variant: str
     spec: dict  # the variant's config entry: model, width, options
-    config: dict
+    config: dict  # the job's config (stages.job_config): the variant's settings, one seed
     split_path: Path
     out_dir: Path
     on_epoch: Callable[[dict], None] | None = None  # deep models: each epoch's history row
@@ -90,10 +82,7 @@ class RunContext:
 
     def decisive_settings(self) -> dict:
         """What decides the trained weights (not where or how often it runs or checkpoints)."""
-        keys = ("window", "stride", "fs", "normalisation", "abp_normalisation", "cleaning")
-        keys += ("split", "ecg_lead", "data_dir", "parts_glob", "synthetic")
-        train = {k: v for k, v in self.train.items() if k not in RUN_ONLY_TRAIN_KEYS}
-        return {"variant": self.spec, "train": train, **{k: self.config.get(k) for k in keys}}
+        return decisive_train(self.spec, self.config)
 
     def config_fingerprint(self) -> str:
         return fingerprint(self.decisive_settings())
@@ -124,6 +113,7 @@ def metadata(ctx: RunContext, fold: FoldData, data_hash: str) -> dict:
         "protocol": fold.protocol,
         "leaky": fold.leaky,
         "fold": fold.fold,
+        "seed": ctx.train["seed"],
         "train_abp_mean": float(fold.targets("train").mean()),
         "data_fingerprint": data_hash,
         "config_fingerprint": ctx.config_fingerprint(),
@@ -271,11 +261,6 @@ def train_naive(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
     _write_outputs(ctx, meta, [])
 
 
-def variant_spec(config: dict, variant: str) -> dict | None:
-    """The variant's config entry (model, width, options); the naive floor has only a model."""
-    return {"model": NAIVE} if variant == NAIVE else config["variants"].get(variant)
-
-
 def train_variant(
     variant: str,
     config: dict,
@@ -284,12 +269,15 @@ def train_variant(
     fold_index: int,
     out_dir: Path,
     on_epoch: Callable[[dict], None] | None = None,
+    seed: int | None = None,
 ) -> None:
-    """Train `variant` (or the naive floor) on one fold; writes model.pt and history.parquet."""
+    """Train `variant` (or the naive floor) on one fold with one seed (default: the first of
+    `train.seeds`) under its own settings; writes model.pt and history.parquet."""
     torch.set_num_threads(config["threads"])
     spec = variant_spec(config, variant)
     if spec is None:
         raise InputError(f"variant {variant!r}: not declared under `variants` in the config")
+    config = job_config(config, variant, seed)
     kind = NAIVE if variant == NAIVE else models.spec(spec["model"]).kind
     ctx = RunContext(variant, spec, config, Path(split_path), Path(out_dir))
     refuse_overwriting(ctx.outputs, [split_path, windows_path(Path(split_path)), *shard_paths])
@@ -307,9 +295,10 @@ def train_variant(
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     data_hash = fold.fingerprint
     log.info(
-        "%s fold %d (%s): %d train, %d val, %d test windows",
+        "%s fold %d seed %d (%s): %d train, %d val, %d test windows",
         variant,
         fold_index,
+        config["train"]["seed"],
         fold.protocol,
         *(sum(len(s) for s in fold.starts[side]) for side in ("train", "val", "test")),
     )
