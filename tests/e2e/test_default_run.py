@@ -5,10 +5,14 @@ every check here only reads its outputs. They share this module so that pytest-x
 import base64
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from doc_blocks import DEMO_OUTPUTS, REPO, shell_blocks
 from workflow_runner import SMALL, snakemake
 
 from ecg2abp.data.cleaning import REASONS
@@ -118,3 +122,29 @@ def test_cleaning_summary_adds_up_the_parts(small_run):
     assert np.all(
         summary["kept_samples"] + summary[list(REASONS)].sum(axis=1) == summary["n_samples"]
     )
+
+
+@pytest.mark.slow
+def test_the_documented_commands_run_on_the_demo_s_outputs(small_run, tmp_path):
+    """Every block marked `<!-- run: demo outputs -->`, as written, in a folder laid out like a
+    clone after `bash run.sh demo` (results/demo/ is this run's outputs)."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("tests", "config", "workflow", "profiles", "docs", "Snakefile"):
+        (clone / name).symlink_to(REPO / name)
+    (clone / ".venv").symlink_to(Path(sys.prefix))
+    (clone / "results").mkdir()
+    (clone / "results" / "demo").symlink_to(small_run / "results" / "e2e")
+    blocks = [b for b in shell_blocks() if b.run == DEMO_OUTPUTS]
+    assert blocks
+    for block in blocks:
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block.text],
+            cwd=clone,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, f"{block.where}:\n{block.text}\n{done.stderr[-2000:]}"
+    assert (clone / "real.png").stat().st_size > 0  # the README's predict example
+    assert (clone / "synthetic-data" / "part_2.mat").exists()
