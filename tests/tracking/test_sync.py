@@ -56,6 +56,9 @@ def test_a_parent_s_description_holds_its_rows_and_the_floor_s():
     lines = note.splitlines()
     assert "| unetpp | point | 10 | 9.00 |" in lines and "| unetpp | sbp | 4 | 11.00 |" in lines
     assert "| naive | point | 10 | 16.00 |" in lines
+    assert lines.index("| unetpp | sbp | 4 | 11.00 |") < lines.index(
+        "| naive | point | 10 | 16.00 |"
+    )
     assert not any("ridge" in line for line in lines)
     assert "| variant | against | verdict |" not in lines  # a table without its rows is left out
     ridge = variant_note(SUMMARY, "ridge").splitlines()

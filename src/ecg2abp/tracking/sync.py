@@ -91,7 +91,7 @@ def _cells(line: str) -> list[str]:
 
 
 def variant_note(summary: str, variant: str) -> str:
-    """summary.md's table rows of `variant` and of the naive floor, as the run's description."""
+    """summary.md's table rows of `variant`, then the naive floor's, as the run's description."""
     lines = summary.splitlines()
     tables, block = [], []
     for line in [*lines, ""]:
@@ -103,7 +103,7 @@ def variant_note(summary: str, variant: str) -> str:
         block = []
     kept = []
     for header, rule, *rows in tables:
-        mine = [row for row in rows if _cells(row)[0] in (variant, NAIVE)]
+        mine = [row for name in (variant, NAIVE) for row in rows if _cells(row)[0] == name]
         if mine:
             kept += ["", header, rule, *mine]
     head = f"**{variant}**, all folds merged, beside the floor `{NAIVE}` (from summary.md):"
