@@ -147,4 +147,4 @@ def test_the_documented_commands_run_on_the_demo_s_outputs(small_run, tmp_path):
         )
         assert done.returncode == 0, f"{block.where}:\n{block.text}\n{done.stderr[-2000:]}"
     assert (clone / "real.png").stat().st_size > 0  # the README's predict example
-    assert (clone / "synthetic-data" / "part_2.mat").exists()
+    assert (clone / "data" / "synthetic" / "part_2.mat").exists()
