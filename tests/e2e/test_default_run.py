@@ -5,11 +5,15 @@ every check here only reads its outputs. They share this module so that pytest-x
 import base64
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from doc_blocks import DEMO_OUTPUTS, REPO, shell_blocks
 from workflow_runner import SMALL, snakemake
 
 from ecg2abp.config import deep_merge
@@ -190,3 +194,29 @@ def test_a_comment_or_a_setting_of_how_jobs_run_reruns_nothing(small_run):
     }
     jobs, text = planned(small_run, how, comment="\n# a comment\n")
     assert jobs == {} and "Nothing to be done" in text, text[-2000:]
+
+
+@pytest.mark.slow
+def test_the_documented_commands_run_on_the_demo_s_outputs(small_run, tmp_path):
+    """Every block marked `<!-- run: demo outputs -->`, as written, in a folder laid out like a
+    clone after `bash run.sh demo` (results/demo/ is this run's outputs)."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("tests", "config", "workflow", "profiles", "docs", "Snakefile"):
+        (clone / name).symlink_to(REPO / name)
+    (clone / ".venv").symlink_to(Path(sys.prefix))
+    (clone / "results").mkdir()
+    (clone / "results" / "demo").symlink_to(small_run / "results" / "e2e")
+    blocks = [b for b in shell_blocks() if b.run == DEMO_OUTPUTS]
+    assert blocks
+    for block in blocks:
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block.text],
+            cwd=clone,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, f"{block.where}:\n{block.text}\n{done.stderr[-2000:]}"
+    assert (clone / "real.png").stat().st_size > 0  # the README's predict example
+    assert (clone / "data" / "synthetic" / "part_2.mat").exists()

@@ -130,3 +130,23 @@ def test_labels_on_the_plots_equal_the_metrics_table(evaluated, tmp_path):
     figure, _ = plots.example_stretch(stream, evaluated.config["fs"])
     plots.save(figure, tmp_path / "example.png")
     assert (tmp_path / "example.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bland_altman_labels_cover_no_data_and_no_other_label():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    stream = random_stream("v")
+    figure, _ = plots.bland_altman(stream)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    for ax, level in zip(figure.axes[:2], ("point", "sbp"), strict=True):  # then colour bars
+        boxes = [t.get_window_extent(renderer) for t in ax.texts]
+        assert len(boxes) == 3
+        assert all(b.x0 >= ax.bbox.x0 and b.x1 <= ax.bbox.x1 for b in boxes)  # inside the axes
+        for i, box in enumerate(boxes):
+            assert not any(box.overlaps(other) for other in boxes[i + 1 :])
+        _, occupied = np.nonzero(stream.levels[level].mean_diff)
+        highest_bin = plots.DIFF_EDGES[occupied.max() + 1]
+        values = [highest_bin, *(line.get_ydata()[0] for line in ax.lines)]
+        pixels = [ax.transData.transform((0, value))[1] for value in values]
+        assert max(pixels) < min(b.y0 for b in boxes)  # every bin and line below every label

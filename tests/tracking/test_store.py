@@ -127,3 +127,17 @@ def test_the_view_is_prepared_once_with_artifacts_beside_the_store(sqlite_uri):
     location = client.get_experiment(experiment_id).artifact_location
     store_folder = Path(sqlite_uri.removeprefix("sqlite:///")).parent
     assert location == (store_folder / "mlartifacts" / "made_once").as_uri()
+
+
+def test_the_experiment_is_marked_as_model_training_for_mlflow_s_ui(sqlite_uri):
+    from mlflow import MlflowClient
+
+    client, experiment_id = connect(tracked_config(sqlite_uri, "kind"))
+    assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == (
+        "custom_model_development"
+    )
+    client.set_experiment_tag(experiment_id, "mlflow.experimentKind", "genai_development")
+    _, again = connect(tracked_config(sqlite_uri, "kind"))  # an older store is brought in line
+    assert again == experiment_id
+    tags = MlflowClient(sqlite_uri).get_experiment(experiment_id).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"

@@ -68,6 +68,10 @@ def _no_data(ax, why: str) -> None:
     ax.set_axis_off()
 
 
+LABEL_BAND = 0.25  # share of the y range added above the data for the Bland–Altman labels
+LABEL_PLACES = ((0.02, 0.98, "left"), (0.98, 0.98, "right"), (0.98, 0.9, "right"))  # axes x, y
+
+
 def bland_altman(stream: VariantStream) -> tuple[Figure, dict]:
     """Difference against mean per level, 2-D histogram, ME and ME ± 1.96 SD lines labelled."""
     levels = _scored(stream)
@@ -80,13 +84,22 @@ def bland_altman(stream: VariantStream) -> tuple[Figure, dict]:
         _density(ax, hist, BP_EDGES, DIFF_EDGES, figure)
         xlim, ylim = _occupied(hist, BP_EDGES, DIFF_EDGES)
         lines = {"ME": me, "+1.96 SD": me + LIMITS_SD * sd, "−1.96 SD": me - LIMITS_SD * sd}
-        for label, value in lines.items():
-            ax.axhline(value, color="k" if label == "ME" else "tab:red", lw=1, ls="-")
-            ax.text(xlim[1], value, f"{label}: {value:.2f}", ha="right", va="bottom", fontsize=8)
-        ax.set(
-            xlim=xlim,
-            ylim=(min(ylim[0], lines["−1.96 SD"] - 5), max(ylim[1], lines["+1.96 SD"] + 5)),
-        )
+        low, high = min(ylim[0], lines["−1.96 SD"] - 5), max(ylim[1], lines["+1.96 SD"] + 5)
+        # The labels sit in a band above every bin and line, so they never cover data.
+        ax.set(xlim=xlim, ylim=(low, high + LABEL_BAND * (high - low)))
+        for (label, value), (x, y, align) in zip(lines.items(), LABEL_PLACES, strict=True):
+            colour = "k" if label == "ME" else "tab:red"
+            ax.axhline(value, color=colour, lw=1, ls="-")
+            ax.text(
+                x,
+                y,
+                f"{label}: {value:.2f}",
+                transform=ax.transAxes,
+                ha=align,
+                va="top",
+                fontsize=7,
+                color=colour,
+            )
         ax.set_title(f"{level}: n = {result['n']}, SD = {sd:.2f} mmHg", fontsize=9)
         ax.set_xlabel("(true + predicted) / 2 (mmHg)")
         ax.set_ylabel("predicted − true (mmHg)")

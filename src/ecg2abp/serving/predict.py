@@ -4,6 +4,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from ecg2abp.serving.outputs import (
     prediction_table,
 )
 from ecg2abp.serving.pipeline import FLAGS, CausalPipeline, Rows
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CHUNK_SAMPLES = 1 << 15
 PLOT_SECONDS = 10.0
@@ -206,9 +210,9 @@ class Sketch:
         if inside.any():
             self.abp.append(rows.abp[inside])
 
-    def draw(self, path: Path, notice: str) -> None:
-        """Read the stretch's ECG again (only up to its end) and plot both."""
-        from ecg2abp.serving.plot import plot_prediction
+    def figure(self, notice: str) -> "Figure":
+        """Read the stretch's ECG again (only up to its end), and its true ABP if any; plot."""
+        from ecg2abp.serving.plot import prediction_figure
 
         if self.start is None:
             raise InputError(f"{self.record.record_id}: nothing predicted to plot")
@@ -221,4 +225,14 @@ class Sketch:
                 break
         ecg = np.concatenate(pieces)
         time = (self.start + np.arange(len(abp))) / self.record.fs
-        plot_prediction(path, self.record.record_id, time, ecg, abp, notice)
+        recorded, true = self.record.abp(), None
+        if recorded is not None:
+            true = np.full(len(abp), np.nan)
+            found = recorded[self.start : stop]
+            true[: len(found)] = found
+        return prediction_figure(self.record.record_id, time, ecg, abp, notice, true)
+
+    def draw(self, path: Path, notice: str) -> None:
+        from ecg2abp.serving.plot import plot_prediction
+
+        plot_prediction(path, self.figure(notice))

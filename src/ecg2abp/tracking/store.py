@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ecg2abp.tracking")
 URI_VARIABLE = "MLFLOW_TRACKING_URI"
 SQLITE = "sqlite:///"
+# MLflow 3's UI reads this experiment tag (when its workflow switch is off) to open an
+# experiment on its training runs rather than on GenAI pages; see docs/mlflow.md.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 class StoreUnreachable(InputError):
@@ -96,10 +99,15 @@ def connect(config: dict, *, create: bool = True) -> tuple["MlflowClient", str]:
         raise StoreUnreachable(f"mlflow: no experiment {name} in the tracking store {uri} yet")
     try:
         if found is None:
-            return client, client.create_experiment(name, artifact_location(uri, name))
+            return client, client.create_experiment(
+                name, artifact_location(uri, name), tags=EXPERIMENT_KIND
+            )
         if found.lifecycle_stage == "deleted":
             log.info("mlflow: experiment %s was deleted in %s; restoring it", name, uri)
             client.restore_experiment(found.experiment_id)
+        for key, value in EXPERIMENT_KIND.items():
+            if create and found.tags.get(key) != value:  # made by an older version
+                client.set_experiment_tag(found.experiment_id, key, value)
     except Exception as error:
         raise unreachable(uri, error) from None
     return client, found.experiment_id

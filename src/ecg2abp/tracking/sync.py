@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ecg2abp.tracking")
 HASH_TAG = "ecg2abp.sha256."  # + artifact name: what was uploaded, so unchanged files stay put
+NOTE_TAG = "mlflow.note.content"  # a run's description, shown as Markdown on its page
+NOTE_LIMIT = 8000  # MLflow's longest tag value
 
 
 def split_values(values: dict[str, Any], prefix: str) -> tuple[dict[str, float], dict[str, str]]:
@@ -86,6 +88,34 @@ def pooled_values(table: pd.DataFrame, variant: str) -> tuple[dict[str, float], 
     if len(folds) >= 2:
         metrics["point_mae_fold_sd"] = statistics.stdev(folds)
     return metrics, tags
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+
+
+def variant_note(summary: str, variant: str) -> str:
+    """summary.md's table rows of `variant`, then the naive floor's, as the run's description."""
+    lines = summary.splitlines()
+    tables, block = [], []
+    for line in [*lines, ""]:
+        if line.lstrip().startswith("|"):
+            block.append(line)
+            continue
+        if len(block) > 2:
+            tables.append(block)
+        block = []
+    kept = []
+    for header, rule, *rows in tables:
+        mine = [row for name in (variant, NAIVE) for row in rows if _cells(row)[0] == name]
+        if mine:
+            kept += ["", header, rule, *mine]
+    head = f"**{variant}**, all folds merged, beside the floor `{NAIVE}` (from summary.md):"
+    text = "\n".join([head, *kept]) + "\n"
+    if len(text) > NOTE_LIMIT:
+        cut = "\n\n(cut here: the whole table is the summary.md artifact)\n"
+        text = text[: NOTE_LIMIT - len(cut)].rsplit("\n", 1)[0] + cut
+    return text
 
 
 def _same(old: float | None, new: float) -> bool:
@@ -228,7 +258,9 @@ def sync_view(
                 for key, value in provenance(metas[0]).items()
                 if all(provenance(meta)[key] == value for meta in metas)
             }
-            log_values(client, parent, values, {**grades, **shared, "kind": metas[0]["kind"]})
+            note_text = variant_note((results / "summary.md").read_text(), variant)
+            tags = {**grades, **shared, "kind": metas[0]["kind"], NOTE_TAG: note_text}
+            log_values(client, parent, values, tags)
             log_files(client, parent, [results / "metrics.parquet", results / "summary.md"])
             _finish(client, parent)
             note["parents"][variant] = parent.info.run_id
