@@ -1,8 +1,12 @@
 # ecg2abp: raw part*.mat files → cleaned HDF5 shards → folds → one training job per
-# variant × fold → per-fold metrics. Configuration: config/config.yaml (every key commented).
+# variant × fold × seed → per-job metrics, pooled. Configuration: config/config.yaml (every key
+# commented); what a config change reruns: docs/experiments.md.
+import sys
 from pathlib import Path
 
 from snakemake.utils import min_version
+
+from ecg2abp.report.next_steps import next_steps, profile_of
 
 min_version("8.20")
 
@@ -28,3 +32,8 @@ rule all:
         all_targets(),
         tracking_targets(),
     default_target: True
+
+
+# After a successful run: where summary.md is, the report command and the MLflow view.
+onsuccess:
+    print(next_steps(Path(RESULTS), workflow.overwrite_configfiles, profile_of(sys.argv)), end="")

@@ -3,7 +3,8 @@
 #   bash run.sh demo   create .venv if needed, then run the whole pipeline at the demo's size
 #                      (config/demo.yaml on config/config.yaml; synthetic data unless a
 #                      data_dir is named)
-#   bash run.sh test   create .venv if needed, then lint and run the test suite
+#   bash run.sh test   create .venv if needed, then lint, build the docs site strictly
+#                      (mkdocs.yml: a broken link or missing page fails) and run the test suite
 # Environment: ECG2ABP_TORCH overrides the torch requirement (default torch==2.13.0);
 # ECG2ABP_PYTHON picks the interpreter (default: the newest python3.x ≥ 3.11 found).
 set -euo pipefail
@@ -58,6 +59,7 @@ case "${1:-}" in
     .venv/bin/ruff check src tests workflow
     .venv/bin/ruff format --check src tests workflow
     .venv/bin/snakemake --lint >/dev/null || { .venv/bin/snakemake --lint; exit 1; }
+    .venv/bin/mkdocs build --strict --quiet
     exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"
     ;;
   *)

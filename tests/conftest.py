@@ -1,6 +1,7 @@
 """Suite-wide settings: one thread per library, so parallel work never oversubscribes 2 cores;
 the real-SLURM tests and the extended end-to-end runs (each a pipeline of its own) run only
-when asked for by name (`pytest -m slurm`, `pytest -m extended`); CI runs both.
+when asked for by name (`pytest -m slurm`, `pytest -m extended`, `pytest -m browser`); CI runs
+all three.
 
 `run.sh test` spreads the suite over two pytest-xdist workers, a test module at a time
 (`--dist loadfile`): the checks that read the shared pipeline run (`small_run`) live in one
@@ -15,7 +16,7 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(variable, "1")
 
 
-OPT_IN = ("slurm", "extended")
+OPT_IN = ("slurm", "extended", "browser")
 SHARED_RUN = "small_run"
 
 

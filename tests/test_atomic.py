@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ecg2abp.atomic import atomic_path, write_json
+from ecg2abp.atomic import atomic_path, refuse_overwriting, write_json
 from ecg2abp.errors import InputError
 
 
@@ -99,3 +99,21 @@ def test_an_unwritable_folder_is_refused_in_one_line():
         pytest.skip("no /sys here")
     with pytest.raises(InputError, match=r"/sys/out\.json: cannot be written"):
         write_json(folder / "out.json", {})
+
+
+def test_an_output_that_is_an_input_by_any_name_is_refused_naming_both(tmp_path):
+    data = tmp_path / "ecg.csv"
+    data.write_text("ecg\n0.1\n")
+    (tmp_path / "link.csv").symlink_to(data)
+    os.link(data, tmp_path / "hard.csv")
+    (tmp_path / "sub").mkdir()
+    for alias in ("ecg.csv", "link.csv", "hard.csv", "sub/../ecg.csv"):
+        with pytest.raises(InputError) as refused:
+            refuse_overwriting([tmp_path / "new.parquet", tmp_path / alias], [data])
+        assert str(refused.value) == (
+            f"{tmp_path / alias}: would overwrite the input {data}; give another name"
+        )
+    with pytest.raises(InputError, match=r"sub/\.\./a\.csv: would overwrite the output .*a\.csv"):
+        refuse_overwriting([tmp_path / "a.csv", tmp_path / "sub" / ".." / "a.csv"], [])
+    refuse_overwriting([tmp_path / "new.csv", None], [data, None])  # distinct files: no error
+    assert data.read_text() == "ecg\n0.1\n"

@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import scipy.io
@@ -80,7 +81,15 @@ def test_empty_part(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("yaml_text", "key"),
-    [("windw: 88\n", "windw"), ("split:\n  folds: 0\n", "split.folds"), ("window: 3\n", "window")],
+    [
+        ("windw: 88\n", "windw"),
+        ("split:\n  folds: 0\n", "split.folds"),
+        ("window: 3\n", "window"),
+        ("cleaning: {abp_min: 300, abp_max: 250}\n", "cleaning.abp_min (300)"),
+        ("split: {folds: 1}\n", "split.folds 1"),
+        ("train: {folds: [7]}\n", "train.folds: fold 7"),
+        ("external: {x: /nonexistent.mat}\n", "external.x: /nonexistent.mat"),
+    ],
 )
 def test_config_refused_before_work(tmp_path, good_part, capsys, yaml_text, key):
     config = tmp_path / "my.yaml"
@@ -369,11 +378,41 @@ def test_outputs_that_would_destroy_inputs_are_refused(job, tmp_path, capsys):
     line = one_line_error(
         capsys, ["ingest", str(part), "--out", str(shard), "--report", str(shard)]
     )
-    assert "overwrite the shard" in line
+    assert f"{shard}: would overwrite the output {shard}" in line
     assert part.read_bytes() == before and not shard.exists()
     kept = job.shards[0].read_bytes()
     line = one_line_error(capsys, ["split", *map(str, job.shards), "--out", str(job.shards[0])])
-    assert "overwrite a shard" in line and job.shards[0].read_bytes() == kept
+    assert "overwrite the input" in line and job.shards[0].read_bytes() == kept
+
+
+def test_no_job_writes_over_what_it_reads_by_any_name(job, tmp_path, capsys):
+    """Symlinks, hard links and files a job writes beside its --out count too; nothing is lost."""
+    kept = {path: path.read_bytes() for path in (*job.shards, job.split, job.config, job.model)}
+    hard = tmp_path / "hard.h5"
+    os.link(job.shards[1], hard)
+    split = ["split", *map(str, job.shards), "--config", str(job.config), "--out"]
+    train = ["train", "naive", *job.fold_args(), "--out"]
+    inside = tmp_path / "m"  # the split read from the folder train writes model.pt into
+    inside.mkdir()
+    (inside / "model.pt").symlink_to(job.split)
+    scored = evaluate_args(job, job.model, tmp_path)
+    scored_dir = tmp_path / "e"
+    scored_dir.mkdir()
+    (scored_dir / "metrics.json").symlink_to(job.split)
+    cases = {
+        "split over a hard link of a shard": ([*split, str(hard)], hard),
+        "split over its config": ([*split, str(job.config)], job.config),
+        "train over a linked split": ([*train, str(inside)], inside / "model.pt"),
+        "evaluate over a linked split": (
+            [*scored[:-1], str(scored_dir)],
+            scored_dir / "metrics.json",
+        ),
+    }
+    for what, (argv, named) in cases.items():
+        line = one_line_error(capsys, argv)
+        assert "would overwrite the input" in line, what
+        assert line.startswith(f"ecg2abp: error: {named}:"), (what, line)
+    assert {path: path.read_bytes() for path in kept} == kept
 
 
 def test_bench_commands_take_device_paths_and_batch(capsys):
@@ -385,3 +424,56 @@ def test_bench_commands_take_device_paths_and_batch(capsys):
     assert set(result["paths"]) == {"fp32"} and result["device"] == "cpu"
     assert main(["bench", "train", "--batch", "max", "--device", "cpu", "--paths", "fp32"]) == 2
     assert "ecg2abp: error: benchmark batch max" in capsys.readouterr().err
+
+
+def test_a_classical_model_is_read_only_with_its_own_fitted_file(job, tmp_path, capsys):
+    folders = [tmp_path / f"fold_{fold}" for fold in (0, 1)]
+    for fold, folder in enumerate(folders):
+        assert main(["train", "ridge", *job.fold_args(fold), "--out", str(folder)]) == 0
+    assert main(evaluate_args(job, folders[0] / "model.pt", tmp_path)) == 0
+    shutil.copy(folders[1] / "model.classical", folders[0] / "model.classical")
+    capsys.readouterr()
+    line = one_line_error(capsys, evaluate_args(job, folders[0] / "model.pt", tmp_path))
+    assert str(folders[0] / "model.classical") in line and str(folders[0] / "model.pt") in line
+
+
+def test_a_model_is_scored_only_as_its_own_variant_and_window(job, tmp_path, capsys):
+    argv = evaluate_args(job, job.model, tmp_path)
+    config = tmp_path / "w.yaml"
+    config.write_text("window: 64\nsplit: {folds: 2, block_size: 1}\nthreads: 1\n")
+    line = one_line_error(capsys, [*argv, "--config", str(config)])
+    assert str(job.model) in line and "window 88" in line and "window 64" in line
+    line = one_line_error(capsys, [*argv, "--variant", "ridge"])
+    assert str(job.model) in line and "variant naive" in line and "variant ridge" in line
+    assert main([*argv, "--variant", "naive"]) == 0
+
+
+def test_a_shard_edited_after_ingest_is_refused_by_every_job_reading_it(job, tmp_path, capsys):
+    edited = [tmp_path / shard.name for shard in job.shards]
+    for source, copy in zip(job.shards, edited, strict=True):
+        shutil.copy(source, copy)
+    with h5py.File(edited[1], "a") as h5:  # one stretch of ABP 100 mmHg higher, as by hand
+        h5["abp"][100:400] += 100.0
+    for argv in (
+        [
+            "split",
+            *map(str, edited),
+            "--config",
+            str(job.config),
+            "--out",
+            str(tmp_path / "s.json"),
+        ],
+        ["train", "naive", *job.fold_args(shards=edited), "--out", str(tmp_path / "m")],
+        evaluate_args(job, job.model, tmp_path, shards=edited),
+        [
+            "import-original",
+            str(job.model),
+            "--shards",
+            *map(str, edited),
+            "--out",
+            str(tmp_path / "o.pt"),
+        ],
+    ):
+        line = one_line_error(capsys, argv)
+        assert f"{edited[1]}: its data differ from its fingerprint" in line, argv[0]
+    assert not any((tmp_path / name).exists() for name in ("s.json", "m", "e", "o.pt"))

@@ -111,6 +111,53 @@ def test_an_out_of_range_value_is_an_input_error_naming_the_key(config, key):
     assert "\n" not in str(caught.value)
 
 
+INCONSISTENT = [
+    ({"cleaning": {"abp_min": 300, "abp_max": 250}}, "cleaning.abp_min (300) must be below"),
+    ({"cleaning": {"sbp_min": 150, "sbp_max": 150}}, "cleaning.sbp_min (150) must be below"),
+    ({"cleaning": {"dbp_min": 90, "dbp_max": 60}}, "cleaning.dbp_min (90) must be below"),
+    ({"cleaning": {"pp_min": 80, "pp_max": 40}}, "cleaning.pp_min (80) must be below"),
+    (
+        {"cleaning": {"bandpass_hz": [40, 0.5]}},
+        "cleaning.bandpass_hz must be [low, high] with low < high",
+    ),
+    (
+        {"cleaning": {"bandpass_hz": [0.5, 70]}},
+        "cleaning.bandpass_hz: need 0 < low < high < fs/2 = 62.5 Hz",
+    ),
+    (
+        {"synthetic": {"min_seconds": 50, "max_seconds": 10}},
+        "synthetic.min_seconds (50) must not exceed",
+    ),
+    ({"split": {"folds": 1}}, "split.folds 1: protocol record needs at least 2"),
+    ({"split": {"protocol": "part", "folds": 1}}, "split.folds 1: protocol part"),
+    ({"train": {"folds": [7]}}, "train.folds: fold 7 asked for, protocol record makes 5"),
+    (
+        {"split": {"protocol": "temporal"}, "train": {"folds": [0, 1]}},
+        "train.folds: fold 1 asked for, protocol temporal makes 1",
+    ),
+    ({"external": {"x": "/nonexistent.mat"}}, "external.x: /nonexistent.mat: no such file"),
+]
+
+
+@pytest.mark.parametrize(("config", "message"), INCONSISTENT)
+def test_settings_that_do_not_fit_together_are_refused_naming_them(config, message):
+    with pytest.raises(InputError) as caught:
+        validate_config(config)
+    assert str(caught.value).startswith(f"config: {message}") and "\n" not in str(caught.value)
+
+
+def test_settings_that_fit_together_pass(tmp_path):
+    (tmp_path / "ext.mat").write_bytes(b"")
+    config = {
+        "split": {"protocol": "paper", "folds": 1},  # paper and temporal ignore split.folds
+        "train": {"folds": [0]},
+        "synthetic": {"min_seconds": 10, "max_seconds": 10},
+        "cleaning": {"bandpass_hz": None, "abp_min": 10, "abp_max": 300},
+        "external": {"ext": str(tmp_path / "ext.mat")},
+    }
+    assert validate_config(config)["train"]["folds"] == [0]
+
+
 def test_config_yaml_validates_to_the_schema_defaults():
     assert load_config(CONFIG_YAML) == validate_config({})
 
@@ -205,3 +252,13 @@ def test_the_demo_is_smaller_than_the_defaults_in_what_it_says():
     assert demo["split"]["folds"] < default["split"]["folds"]
     assert demo["variants"] == default["variants"] and demo["synthetic"] == default["synthetic"]
     assert (demo["threads"], demo["train"]["device"]) == (1, "cpu")
+
+
+@pytest.mark.parametrize("protocol", ["record", "part", "temporal"])
+def test_minmax_all_is_refused_under_a_leak_free_protocol(protocol):
+    config = {"normalisation": "minmax_all", "split": {"protocol": protocol}}
+    with pytest.raises(InputError, match=rf"normalisation: minmax_all .* {protocol} is leak-free"):
+        validate_config(config)
+    assert validate_config({**config, "split": {"protocol": "paper"}})["normalisation"] == (
+        "minmax_all"
+    )

@@ -2,7 +2,7 @@
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -76,3 +76,26 @@ def write_json(path: Path | str, obj: Any) -> None:
     """Write `obj` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same path once links are resolved, or a hard link."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False
+
+
+def refuse_overwriting(outputs: Iterable[Path | None], inputs: Iterable[Path | None]) -> None:
+    """Refuse in one line an output that is one of the inputs, or another of the outputs."""
+    written = [Path(p) for p in outputs if p is not None]
+    read = [Path(p) for p in inputs if p is not None]
+    for index, out in enumerate(written):
+        for source in read:
+            if _same_file(out, source):
+                raise InputError(f"{out}: would overwrite the input {source}; give another name")
+        for earlier in written[:index]:
+            if _same_file(out, earlier):
+                raise InputError(f"{out}: would overwrite the output {earlier}; give another name")

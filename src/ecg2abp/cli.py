@@ -52,8 +52,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     from ecg2abp.training.jobs import train_variant
 
     shards = [Path(s) for s in args.shards]
+    config = _config(args.config)
     train_variant(
-        args.variant, _config(args.config), Path(args.split), shards, args.fold, Path(args.out)
+        args.variant, config, Path(args.split), shards, args.fold, Path(args.out), seed=args.seed
     )
     print(json.dumps({"model": str(Path(args.out) / "model.pt")}))
 
@@ -63,23 +64,40 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     shards = [Path(s) for s in args.shards]
     result = evaluate_variant(
-        Path(args.model), Path(args.split), shards, args.fold, Path(args.out), _config(args.config)
+        Path(args.model),
+        Path(args.split),
+        shards,
+        args.fold,
+        Path(args.out),
+        _config(args.config),
+        args.variant,
     )
     print(json.dumps({level: values.get("mae") for level, values in result["levels"].items()}))
 
 
 def cmd_import_original(args: argparse.Namespace) -> None:
-    from ecg2abp.models.original import import_original, original_stats, stats_from_shards
+    from ecg2abp.models.original import (
+        import_original,
+        original_fold,
+        original_stats,
+        stats_from_shards,
+    )
 
     if bool(args.shards) == (args.ecg_min is not None or args.ecg_max is not None):
         raise InputError("import-original: give either --shards or --ecg-min and --ecg-max")
-    if args.shards:
+    if (args.split is None) != (args.fold is None) or (args.split and not args.shards):
+        raise InputError("import-original: --split and --fold go together, with --shards")
+    fold = None
+    if args.split:
+        fold = original_fold(Path(args.split), [Path(s) for s in args.shards], args.fold)
+        stats = fold.stats
+    elif args.shards:
         stats = stats_from_shards([Path(s) for s in args.shards])
     elif args.ecg_min is None or args.ecg_max is None:
         raise InputError("import-original: --ecg-min and --ecg-max go together")
     else:
         stats = original_stats(args.ecg_min, args.ecg_max)
-    print(json.dumps(import_original(Path(args.checkpoint), Path(args.out), stats)))
+    print(json.dumps(import_original(Path(args.checkpoint), Path(args.out), stats, fold=fold)))
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -118,6 +136,13 @@ def cmd_bench_ingest(args: argparse.Namespace) -> None:
     if not part.exists():
         raise InputError(f"{part}: no such file")
     print(json.dumps(bench_ingest(part, config=_config(args.config), bandpass=args.bandpass)))
+
+
+def cmd_bench_verify(args: argparse.Namespace) -> None:
+    from ecg2abp.bench.data import bench_verify
+
+    shard = Path(args.shard) if args.shard else None
+    print(json.dumps(bench_verify(shard=shard, n_samples=args.samples, repeats=args.repeats)))
 
 
 def cmd_bench_knn(args: argparse.Namespace) -> None:
@@ -206,11 +231,14 @@ def cmd_stream(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     import torch
 
+    from ecg2abp.atomic import refuse_overwriting
     from ecg2abp.serving.export import export_onnx
     from ecg2abp.serving.inputs import read_inputs
+    from ecg2abp.serving.predict import input_files
 
     torch.set_num_threads(args.threads)
     check = Path(args.check_input)
+    refuse_overwriting([Path(args.onnx)], input_files(check))  # a WFDB record's files too
     records = list(read_inputs(check, fs=125.0, min_source_fs=0.0, source_fs=args.fs))
     print(json.dumps(export_onnx(Path(args.model), Path(args.onnx), records)))
 
@@ -314,10 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train one variant on one fold (the train rule)")
     train.add_argument("variant", help="a variant declared in the config, or naive")
     _add_fold_job_arguments(train, out="folder for model.pt and history.parquet")
+    train.add_argument("--seed", type=int, help="training seed (default: the first of train.seeds)")
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="score one model on its fold (evaluate rule)")
     evaluate.add_argument("model", help="model.pt written by train")
+    evaluate.add_argument("--variant", help="variant it is scored as (a model of another: refused)")
     _add_fold_job_arguments(evaluate, out="folder for predictions and metrics")
     evaluate.set_defaults(run=cmd_evaluate)
 
@@ -329,11 +359,15 @@ def build_parser() -> argparse.ArgumentParser:
     original.add_argument(
         "--shards", nargs="+", help="shards of every part (config/paper.yaml): the ECG min/max"
     )
+    original.add_argument(
+        "--split", help="split file of the shards: bind the model to a fold's data (evaluate it)"
+    )
+    original.add_argument("--fold", type=int, help="the fold of --split it is scored on")
     original.add_argument("--ecg-min", type=float, help="the original's global ECG minimum")
     original.add_argument("--ecg-max", type=float, help="the original's global ECG maximum")
     original.set_defaults(run=cmd_import_original)
     notice = "Research use only, not a medical device."
-    model_help = "model.pt, a variant's folder of fold_*/model.pt (mean ± spread) or a .onnx"
+    model_help = "model.pt, a variant's folder of fold_*/seed_*/model.pt (mean ± spread) or a .onnx"
     predict = commands.add_parser(
         "predict", help=f"ABP for every ECG sample of new recordings ({notice})"
     )
@@ -405,6 +439,15 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_bench.add_argument("--config", help="config YAML (default: built-in defaults)")
     ingest_bench.add_argument("--bandpass", action="store_true", help="keep the ECG band-pass on")
     ingest_bench.set_defaults(run=cmd_bench_ingest)
+    verify_bench = benches.add_parser(
+        "verify", help="the shard fingerprint check every job makes: seconds and MB/s"
+    )
+    verify_bench.add_argument("--shard", help="a shard file (default: random signals in memory)")
+    verify_bench.add_argument(
+        "--samples", type=int, default=32_000_000, help="random samples (32 M: one part)"
+    )
+    verify_bench.add_argument("--repeats", type=int, default=3, help="best of (3)")
+    verify_bench.set_defaults(run=cmd_bench_verify)
     knn_bench = benches.add_parser(
         "knn", help="knn build time, query speed and recall vs exact over paper-style windows"
     )
@@ -470,10 +513,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+WRITTEN_ARGUMENTS = ("out", "report", "beats", "plot", "onnx")
+READ_ARGUMENTS = (
+    "config",
+    "model",
+    "input",
+    "part",
+    "shards",
+    "split",
+    "checkpoint",
+    "check_input",
+)
+
+
+def refuse_overwritten_arguments(args: argparse.Namespace) -> None:
+    """No command writes over a file it was given to read (each job checks its other files)."""
+    from ecg2abp.atomic import refuse_overwriting
+
+    def given(names: Sequence[str]) -> list[Path]:
+        values = [getattr(args, name, None) for name in names]
+        flat = [v for value in values for v in (value if isinstance(value, list) else [value])]
+        return [Path(value) for value in flat if value]
+
+    refuse_overwriting(given(WRITTEN_ARGUMENTS), given(READ_ARGUMENTS))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure()  # warnings and progress to this run's stderr
     try:
+        refuse_overwritten_arguments(args)
         args.run(args)
     except InputError as err:
         print(f"ecg2abp: error: {err}", file=sys.stderr)

@@ -315,11 +315,11 @@ def test_wfdb_lead_preference(tmp_path):
     folder = tmp_path / "leads"
     wave = slow_wave(500, 125.0)
     write_wfdb(folder, "r", 125.0, {"V": 3 * wave, "I": 2 * wave, "ART": 100 + wave})
-    (default,) = iter_records(folder)
-    np.testing.assert_allclose(default.ecg, 2 * wave, atol=1e-3)
+    (default,) = iter_records(folder)  # no lead II: the record's first ECG lead
+    np.testing.assert_allclose(default.ecg, 3 * wave, atol=1e-3)
     np.testing.assert_allclose(default.abp, 100 + wave, atol=1e-3)
-    (chosen,) = iter_records(folder, ecg_lead="v")
-    np.testing.assert_allclose(chosen.ecg, 3 * wave, atol=1e-3)
+    (chosen,) = iter_records(folder, ecg_lead="i")
+    np.testing.assert_allclose(chosen.ecg, 2 * wave, atol=1e-3)
 
 
 def test_wfdb_missing_ecg_and_abp_are_nan(tmp_path):

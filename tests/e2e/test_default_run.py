@@ -5,12 +5,18 @@ every check here only reads its outputs. They share this module so that pytest-x
 import base64
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from doc_blocks import DEMO_OUTPUTS, REPO, shell_blocks
 from workflow_runner import SMALL, snakemake
 
+from ecg2abp.config import deep_merge
 from ecg2abp.data.cleaning import REASONS
 from ecg2abp.evaluation.pooling import ALL_FOLDS
 from ecg2abp.report import plots
@@ -32,9 +38,10 @@ def test_two_variants_two_folds(small_run):
     assert split["n_folds"] == 2
     for variant in ("msca_cssc_unet", "ridge", "naive"):
         for fold in (0, 1):
-            assert (results / "models" / variant / f"fold_{fold}" / "model.pt").exists()
-            assert (results / "eval" / variant / f"fold_{fold}" / "metrics.json").exists()
-            assert (tmp_path / "logs" / "e2e" / "train" / variant / f"fold_{fold}.log").exists()
+            job = f"{variant}/fold_{fold}/seed_0"
+            assert (results / "models" / job / "model.pt").exists()
+            assert (results / "eval" / job / "metrics.json").exists()
+            assert (tmp_path / "logs" / "e2e" / "train" / f"{job}.log").exists()
     table = pd.read_parquet(results / "metrics.parquet")
     pooled = table[table["fold"] == -1].set_index(["variant", "level"])
     assert (
@@ -118,3 +125,98 @@ def test_cleaning_summary_adds_up_the_parts(small_run):
     assert np.all(
         summary["kept_samples"] + summary[list(REASONS)].sum(axis=1) == summary["n_samples"]
     )
+
+
+def planned(workdir, change: dict, comment: str = "") -> tuple[dict[str, int], str]:
+    """What `snakemake -n` would run with `change` laid over SMALL: rule → jobs, and its text."""
+    config = yaml.safe_dump(deep_merge(yaml.safe_load(SMALL), change), sort_keys=False)
+    result = snakemake(workdir, "-n", "--quiet", "rules", config=config + comment)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = result.stdout + result.stderr
+    stats = re.search(r"Job stats:\n.*?\n-+ +-+\n(.*?)\ntotal", text, re.S)
+    jobs = dict(line.split() for line in stats.group(1).splitlines()) if stats else {}
+    return {rule: int(n) for rule, n in jobs.items()}, text
+
+
+def params_changed(text: str) -> set[str]:
+    """The rules Snakemake reruns because their params (the settings' fingerprints) changed."""
+    found = re.search(r"params have changed since last execution:\n\s+(.*)\n", text)
+    return set(found.group(1).replace(",", " ").split()) if found else set()
+
+
+# What reads the models of every variant: after any change to a variant's training or upstream.
+DOWNSTREAM = {"pool": 1, "report_across_variants": 1, "report_comparison": 1, "report_pages": 1}
+EVERY_VARIANT = {**DOWNSTREAM, "report_stream": 3, "report_variant_plots": 3, "report_saliency": 1}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("change", "changed", "jobs"),
+    [
+        (  # from ingest on; the training jobs join once the split (a checkpoint) has rerun
+            {"cleaning": {"abp_min": 25.0}},
+            {"ingest"},
+            {"ingest": 2, "report_cleaning": 1, "split": 1, **EVERY_VARIANT},
+        ),
+        ({"split": {"block_size": 1}}, {"split"}, {"split": 1, **EVERY_VARIANT}),
+        (  # a shared training setting: every variant's training, the naive floor's too
+            {"train": {"lr": 0.002}},
+            {"train", "train_classical", "report_pages"},
+            {"train": 4, "train_classical": 2, "evaluate": 6, **EVERY_VARIANT},
+        ),
+        (  # one variant's own setting: that variant alone (ridge: no saliency)
+            {"variants": {"ridge": {"train": {"classical_max_windows": 20000}}}},
+            {"train_classical", "report_pages"},
+            {"train_classical": 2, "evaluate": 2, "report_stream": 1, "report_variant_plots": 1}
+            | DOWNSTREAM,
+        ),
+        (  # the report alone: the jobs that read `bootstrap_samples`, and the config page
+            {"report": {"bootstrap_samples": 500}},
+            {"report_across_variants", "report_comparison", "report_pages"},
+            {"report_across_variants": 1, "report_comparison": 1, "report_pages": 1},
+        ),
+    ],
+    ids=["cleaning", "split", "train", "variant", "report"],
+)
+def test_a_config_change_reruns_exactly_the_jobs_it_affects(small_run, change, changed, jobs):
+    planned_jobs, text = planned(small_run, change)
+    assert params_changed(text) == changed
+    assert planned_jobs == {**jobs, "all": 1}
+
+
+@pytest.mark.slow
+def test_a_comment_or_a_setting_of_how_jobs_run_reruns_nothing(small_run):
+    how = {
+        "threads": 2,
+        "train": {"device": "auto", "checkpoint_minutes": 1.0},
+        "cluster": {"partition": "elsewhere", "runtime_minutes": {"fit": 30}},
+        "mlflow": {"request_timeout_s": 9},
+    }
+    jobs, text = planned(small_run, how, comment="\n# a comment\n")
+    assert jobs == {} and "Nothing to be done" in text, text[-2000:]
+
+
+@pytest.mark.slow
+def test_the_documented_commands_run_on_the_demo_s_outputs(small_run, tmp_path):
+    """Every block marked `<!-- run: demo outputs -->`, as written, in a folder laid out like a
+    clone after `bash run.sh demo` (results/demo/ is this run's outputs)."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("tests", "config", "workflow", "profiles", "docs", "Snakefile"):
+        (clone / name).symlink_to(REPO / name)
+    (clone / ".venv").symlink_to(Path(sys.prefix))
+    (clone / "results").mkdir()
+    (clone / "results" / "demo").symlink_to(small_run / "results" / "e2e")
+    blocks = [b for b in shell_blocks() if b.run == DEMO_OUTPUTS]
+    assert blocks
+    for block in blocks:
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block.text],
+            cwd=clone,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, f"{block.where}:\n{block.text}\n{done.stderr[-2000:]}"
+    assert (clone / "real.png").stat().st_size > 0  # the README's predict example
+    assert (clone / "data" / "synthetic" / "part_2.mat").exists()

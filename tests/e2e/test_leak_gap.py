@@ -23,10 +23,11 @@ def test_knn_beats_naive_by_far_under_paper_and_not_under_record(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_parquet(tmp_path / "results" / "leak" / "leak_gap.parquet")
     point = table[table["level"] == "point"].set_index("variant")
-    assert set(point.index) == {"naive", "knn"}
+    assert set(point.index) == {"naive", "template", "knn"}
     knn, naive = point.loc["knn"], point.loc["naive"]
     assert knn["mae_paper"] < 0.5 * naive["mae_paper"]  # near-copies: far better than the floor
     assert knn["ratio"] > 2.0  # unseen records: most of that score was the leak
     assert naive["ratio"] < 1.5  # the floor barely moves: the gap is not a harder test set
     summary = (tmp_path / "results" / "leak" / "leak_gap.md").read_text()
     assert "| knn | point |" in summary and "| naive | sbp | – |" in summary
+    assert "Density of the `paper` draw" in summary and "training windows per record" in summary

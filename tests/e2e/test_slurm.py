@@ -129,7 +129,7 @@ def cancel_when_paused(pause_dir: Path, run: subprocess.Popen) -> str:
 
 
 def metrics(workdir: Path) -> dict:
-    found = sorted((workdir / "results" / "slurm" / "eval").glob("*/fold_*/metrics.json"))
+    found = sorted((workdir / "results" / "slurm" / "eval").glob("*/fold_*/seed_*/metrics.json"))
     assert found
     return {str(p.relative_to(workdir)): json.loads(p.read_text())["levels"] for p in found}
 
@@ -141,7 +141,7 @@ def local_run(tmp_path_factory) -> Path:
     result = snakemake(workdir, "--profile", str(REPO / "profiles" / "gpu"), config=CONFIG)
     assert result.returncode == 0, result.stderr[-3000:]
     for rule in ("train", "evaluate"):
-        log = (workdir / "logs" / "slurm" / rule / "tiny" / "fold_0.log").read_text()
+        log = (workdir / "logs" / "slurm" / rule / "tiny" / "fold_0" / "seed_0.log").read_text()
         assert "GPU slot 0: CUDA_VISIBLE_DEVICES=0" in log, log
     return workdir
 
@@ -193,15 +193,15 @@ def test_each_deep_job_is_its_own_slurm_job_with_one_gpu(slurm_run, local_run):
 
 def test_a_scancelled_training_resumes_and_ends_as_the_local_run(slurm_run, local_run):
     workdir, _ = slurm_run
-    log = (workdir / "logs" / "slurm" / "train" / "tiny" / "fold_0.log").read_text()
+    log = (workdir / "logs" / "slurm" / "train" / "tiny" / "fold_0" / "seed_0.log").read_text()
     # SIGTERM arrived while batch 2 of epoch 1 was in hand: checkpoint after it, then resume.
     assert "resuming from" in log and "(epoch 1, batch 3)" in log, log
-    model = workdir / "results" / "slurm" / "models" / "tiny" / "fold_0"
-    local_model = local_run / "results" / "slurm" / "models" / "tiny" / "fold_0"
+    model = workdir / "results" / "slurm" / "models" / "tiny" / "fold_0" / "seed_0"
+    local_model = local_run / "results" / "slurm" / "models" / "tiny" / "fold_0" / "seed_0"
     assert (model / "history.parquet").read_bytes() != b""
     assert not (model / "checkpoint.pt").exists()
-    got = json.loads((workdir / "results/slurm/eval/tiny/fold_0/metrics.json").read_text())
-    want = json.loads((local_model.parents[2] / "eval/tiny/fold_0/metrics.json").read_text())
+    got = json.loads((workdir / "results/slurm/eval/tiny/fold_0/seed_0/metrics.json").read_text())
+    want = json.loads((local_model.parents[3] / "eval/tiny/fold_0/seed_0/metrics.json").read_text())
     assert got["levels"] == want["levels"]
 
 

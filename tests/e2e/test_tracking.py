@@ -69,9 +69,9 @@ def check_view(uri: str, results: Path, tmp_path: Path) -> int:
     assert set(parents) == set(VARIANTS)
     assert set(children) == {(v, k) for v in VARIANTS for k in FOLDS}
     for (variant, fold), run in children.items():
-        model_dir = results / "models" / variant / f"fold_{fold}"
+        model_dir = results / "models" / variant / f"fold_{fold}" / "seed_0"
         metrics = json.loads(
-            (results / "eval" / variant / f"fold_{fold}" / "metrics.json").read_text()
+            (results / "eval" / variant / f"fold_{fold}" / "seed_0" / "metrics.json").read_text()
         )
         assert run.data.tags["mlflow.parentRunId"] == parents[variant].info.run_id
         assert {k: run.data.metrics[k] for k in numbers(metrics["levels"])} == numbers(
@@ -94,7 +94,7 @@ def check_view(uri: str, results: Path, tmp_path: Path) -> int:
         assert run.data.metrics["point_mae_fold_mean"] == pytest.approx(sum(fold_mae) / 2)
     run_id = children[("tiny", 0)].info.run_id
     got = Path(client.download_artifacts(run_id, "model.pt", str(tmp_path)))
-    model = results / "models" / "tiny" / "fold_0" / "model.pt"
+    model = results / "models" / "tiny" / "fold_0" / "seed_0" / "model.pt"
     assert got.read_bytes() == model.read_bytes()
     got = client.download_artifacts(parents["naive"].info.run_id, "summary.md", str(tmp_path))
     assert Path(got).read_text() == (results / "summary.md").read_text()
@@ -108,14 +108,14 @@ def test_view_on_a_server_survives_rerun_and_outage(tracked_run, tmp_path):
     work = tmp_path / "work"
     shutil.copytree(tracked_run, work, symlinks=True)
     results, logs = work / "results" / "tracked", work / "logs" / "tracked"
-    naive = [f"results/tracked/models/naive/fold_{k}/model.pt" for k in FOLDS]  # as in rules
+    naive = [f"results/tracked/models/naive/fold_{k}/seed_0/model.pt" for k in FOLDS]  # rules
     with mlflow_server(tmp_path / "server") as uri:
         # Experiment and parents made on the server, one job retrained (live), view synced.
         run = snakemake(work, "--forcerun", naive[0], config=TRACKED, env=pointed_at(uri))
         assert run.returncode == 0, run.stderr[-3000:]
         n_runs = check_view(uri, results, tmp_path / "a")
         _, _, children = view(uri, "tracked")
-        live = (logs / "train" / "naive" / "fold_0.log").read_text()
+        live = (logs / "train" / "naive" / "fold_0" / "seed_0.log").read_text()
         assert f"logging live to run {children[('naive', 0)].info.run_id}" in live
         assert " WARNING " not in live
 
@@ -126,7 +126,7 @@ def test_view_on_a_server_survives_rerun_and_outage(tracked_run, tmp_path):
     tracked_at = (results / "mlflow" / "track.json").stat().st_mtime
     down = snakemake(work, "--forcerun", *naive, config=TRACKED, env=pointed_at(uri))
     for path in naive:
-        log = (logs / "train" / "naive" / f"{Path(path).parent.name}.log").read_text()
+        log = (logs / "train" / "naive" / Path(path).parent.parent.name / "seed_0.log").read_text()
         warnings = [line for line in log.splitlines() if " WARNING " in line]
         assert len(warnings) == 1 and uri in warnings[0], log
     assert (results / "metrics.parquet").stat().st_mtime > tracked_at

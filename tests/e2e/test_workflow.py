@@ -12,6 +12,14 @@ def test_unknown_config_key_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_a_setting_that_cannot_work_stops_the_dry_run(tmp_path):
+    """Checked with the config (tests/test_config.py has every case), not after training."""
+    result = snakemake(tmp_path, "-n", config="experiment: bad\nexternal: {x: /nonexistent.mat}\n")
+    assert result.returncode != 0
+    assert "ecg2abp: error: config: external.x: /nonexistent.mat: no such" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "results").exists()
+
+
 def test_missing_data_dir_is_one_line(tmp_path):
     result = snakemake(tmp_path, "-n", config=f"data_dir: {tmp_path / 'nowhere'}\n")
     assert result.returncode != 0
@@ -44,7 +52,8 @@ def test_broken_part_does_not_stop_the_others_under_keep_going(tmp_path):
 def test_every_file_train_writes_is_a_declared_output(tmp_path):
     """A classical variant's fitted model is an output of its train job (deep ones have none)."""
     models = "results/e2e/models"
-    result = snakemake(tmp_path, "-n", f"{models}/ridge/fold_0/model.classical", config=SMALL)
+    job = "ridge/fold_0/seed_0"
+    result = snakemake(tmp_path, "-n", f"{models}/{job}/model.classical", config=SMALL)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "rule train_classical:" in result.stdout
-    assert f"{models}/ridge/fold_0/model.pt" in result.stdout
+    assert f"{models}/{job}/model.pt" in result.stdout

@@ -11,6 +11,7 @@ from real_record import REAL_RECORD
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import (
     LEVELS,
+    SBP_BANDS,
     ErrorAccumulator,
     LevelMetrics,
     beat_values,
@@ -86,9 +87,11 @@ def test_empty_accumulator_gives_none_everywhere():
     r = ErrorAccumulator().result()
     assert r["n"] == 0
     assert (r["aami_records_met"], r["aami_records"]) == (0, 0)
-    undefined = {k: v for k, v in r.items() if k not in ("n", "aami_records_met", "aami_records")}
-    assert len(undefined) == 15
+    counts = ("n", "aami_records_met", "aami_records", "n_sbp_lt90", "n_sbp_90_140", "n_sbp_ge140")
+    undefined = {k: v for k, v in r.items() if k not in counts}
+    assert len(undefined) == 26  # 15 error measures, 5 tracking measures, band MAE and ME
     assert all(v is None for v in undefined.values())
+    assert all(r[k] == 0 for k in counts)
     acc = ErrorAccumulator()
     acc.update("r1", np.array([]), np.array([]))
     assert acc.result() == r
@@ -419,6 +422,100 @@ def test_level_metrics_merge_and_round_trip():
     assert expected["sbp"]["n"] == 4 * (12 - 2)  # no beat starts before sample 20
     with pytest.raises(ValueError, match="fs"):
         together.merge(LevelMetrics(250.0))
+
+
+def test_a_floor_scores_beats_with_its_constants_not_its_flat_line():
+    true, _ = pulse_train([100] * 8)  # SBP 120, DBP 80 per beat
+    flat = np.full_like(true, 95.0)
+    floor = {"sbp": 121.0, "dbp": 79.0, "map": 95.0}
+    metrics = LevelMetrics(FS)
+    metrics.update_segment("part_1/0000", true, flat, floor)
+    r = metrics.result()
+    assert r["sbp"]["me"] == pytest.approx(1.0) and r["dbp"]["me"] == pytest.approx(-1.0)
+    assert r["point"]["me"] == pytest.approx(95.0 - true.mean())  # points stay the flat line
+    plain = LevelMetrics(FS)
+    plain.update_segment("part_1/0000", true, flat)
+    assert plain.result()["sbp"]["me"] == pytest.approx(95.0 - 120.0)
+
+
+# --- tracking measures --------------------------------------------------------------------
+
+
+def tracking_table(seed: int = 11) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(record index, true, pred) of 5 records of 3 to 40 values, levels differing by record."""
+    rng = np.random.default_rng(seed)
+    records, true, pred = [], [], []
+    for record in range(5):
+        n = int(rng.integers(3, 40))
+        t = rng.normal(90 + 10 * record, 12, size=n)
+        records.append(np.full(n, record))
+        true.append(t)
+        pred.append(0.6 * t + 30 + rng.normal(0, 6, size=n) + 3 * rng.normal())
+    return np.concatenate(records), np.concatenate(true), np.concatenate(pred)
+
+
+def numpy_tracking(record: np.ndarray, true: np.ndarray, pred: np.ndarray) -> dict:
+    """The tracking measures straight from numpy."""
+    slope, intercept = np.polyfit(true, pred, 1)
+    means = np.array([[true[record == r].mean(), pred[record == r].mean()] for r in range(5)])
+    centred_true = true - means[record, 0]
+    centred_pred = pred - means[record, 1]
+    return {
+        "slope": slope,
+        "intercept": intercept,
+        "pearson_r": np.corrcoef(true, pred)[0, 1],
+        "r_within": np.corrcoef(centred_true, centred_pred)[0, 1],
+        "r_between": np.corrcoef(means[:, 0], means[:, 1])[0, 1],
+        "sd_ratio": pred.std() / true.std(),
+    }
+
+
+def test_tracking_measures_equal_numpy_also_after_merging_chunks_and_folds():
+    record, true, pred = tracking_table()
+    expected = numpy_tracking(record, true, pred)
+    whole = ErrorAccumulator()
+    for r in range(5):
+        whole.update(f"r{r}", true[record == r], pred[record == r])
+    # the same pairs in chunks of 4 split over two "folds", each through JSON, then merged
+    folds = [ErrorAccumulator(), ErrorAccumulator()]
+    for i, first in enumerate(range(0, len(true), 4)):
+        chunk = slice(first, first + 4)
+        for r in np.unique(record[chunk]):
+            mine = record[chunk] == r
+            folds[i % 2].update(f"r{r}", true[chunk][mine], pred[chunk][mine])
+    merged = ErrorAccumulator.from_dict(json_round_trip(folds[0].to_dict()))
+    merged.merge(ErrorAccumulator.from_dict(json_round_trip(folds[1].to_dict())))
+    for result in (whole.result(), merged.result()):
+        for key, value in expected.items():
+            assert result[key] == pytest.approx(value, rel=1e-9), key
+
+
+def test_a_fixed_level_does_not_track_and_a_copy_tracks_perfectly():
+    record, true, _ = tracking_table()
+    for pred, slope, sd_ratio in ((np.full_like(true, 100.0), 0.0, 0.0), (true, 1.0, 1.0)):
+        acc = ErrorAccumulator()
+        for r in range(5):
+            acc.update(f"r{r}", true[record == r], pred[record == r])
+        result = acc.result()
+        assert result["slope"] == pytest.approx(slope, abs=1e-12)
+        assert result["sd_ratio"] == pytest.approx(sd_ratio, abs=1e-12)
+    assert result["r_within"] == pytest.approx(1.0) and result["r_between"] == pytest.approx(1.0)
+
+
+def test_signed_error_per_true_sbp_band():
+    sbp = np.array([70.0, 85.0, 100.0, 139.9, 140.0, 200.0])
+    error = np.array([1.0, 3.0, -2.0, 2.0, 10.0, -20.0])
+    halves = [ErrorAccumulator(), ErrorAccumulator()]
+    for i in range(len(sbp)):
+        halves[i % 2].update(
+            "r", sbp[i : i + 1] - 40, sbp[i : i + 1] - 40 + error[i], sbp[i : i + 1]
+        )
+    halves[0].merge(halves[1])
+    result = halves[0].result()
+    keys = [key for _, key, _, _ in SBP_BANDS]
+    assert [result[f"n_{k}"] for k in keys] == [2, 2, 2]
+    assert [result[f"me_{k}"] for k in keys] == pytest.approx([2.0, 0.0, -5.0])
+    assert [result[f"mae_{k}"] for k in keys] == pytest.approx([2.0, 2.0, 15.0])
 
 
 # --- the real fixture ---------------------------------------------------------------------

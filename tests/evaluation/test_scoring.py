@@ -22,6 +22,7 @@ from ecg2abp.data.readers import iter_records
 from ecg2abp.data.shards import open_shard
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator
+from ecg2abp.evaluation.pooling import pool_tables
 from ecg2abp.evaluation.scoring import evaluate_variant
 from ecg2abp.folds.protocols import windows_path
 from ecg2abp.models.classical import RidgeWindowModel
@@ -331,7 +332,9 @@ def test_a_model_for_another_window_is_refused(by_record, hand_made, tmp_path):
     shard, split, _ = hand_made
     config = tiny_config({"window": SMALL})
     train_variant("naive", config, split, [shard], 0, tmp_path / "naive")
-    with pytest.raises(InputError, match=f"window {SMALL}, split has {WINDOW}"):
+    with pytest.raises(
+        InputError, match=f"trained for window {SMALL}, the config has window {WINDOW}"
+    ):
         evaluate_variant(
             tmp_path / "naive" / "model.pt",
             by_record.split,
@@ -340,3 +343,15 @@ def test_a_model_for_another_window_is_refused(by_record, hand_made, tmp_path):
             tmp_path / "eval",
             by_record.config,
         )
+
+
+def test_a_stride_above_one_marks_beats_not_scored_and_pooling_keeps_them_out(by_record):
+    strided, _ = by_record.evaluate(by_record.train("linear"), "linear_stride_3", stride=3)
+    assert strided["levels"]["point"]["n"] > 0
+    for level in ("sbp", "dbp", "map"):
+        assert strided["levels"][level] == {
+            "applies": False,
+            "why": "evaluate.stride 3 predicts one sample in 3; beats need every sample",
+        }
+    pooled = pool_tables([by_record.folder / "eval" / "linear_stride_3" / "metrics.json"])
+    assert set(pooled["level"]) == {"point"}

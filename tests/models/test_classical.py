@@ -186,3 +186,45 @@ def test_unfitted_model_cannot_predict_or_save(name: str, tmp_path) -> None:
 def test_impossible_settings_are_refused(name: str, settings: dict) -> None:
     with pytest.raises(InputError, match=f"model {name}: "):
         build(name, **settings)
+
+
+def spiky_record(n: int, peaks: np.ndarray) -> np.ndarray:
+    """A flat ECG with unit spikes at `peaks` (one sample each)."""
+    ecg = np.zeros(n)
+    ecg[peaks] = 1.0
+    return ecg
+
+
+def test_template_is_the_mean_target_per_sample_since_the_last_r_peak(tmp_path: Path) -> None:
+    """On a record with known R peaks, each bin is the hand-computed mean of its windows."""
+    window, n = 12, 400
+    rng = np.random.default_rng(5)
+    peaks = np.cumsum(rng.integers(5, 9, size=80))
+    peaks = peaks[peaks < n - 1]
+    ecg, abp = spiky_record(n, peaks), rng.normal(90.0, 15.0, size=n)
+    starts = np.arange(n - window + 1)
+    x = np.stack([ecg[s : s + window] for s in starts])
+    y = abp[starts + window - 1]
+    model = build("template", window=window).fit(x, y)
+    # by hand: the last known peak strictly before a window's last sample, inside its window
+    by_bin: dict[int, list[float]] = {}
+    for start, target in zip(starts, y, strict=True):
+        end = start + window - 1
+        inside = peaks[(peaks > start) & (peaks < end)]
+        since = int(end - inside[-1]) if len(inside) else window
+        by_bin.setdefault(since, []).append(float(target))
+    expected = np.full(window + 1, y.mean())
+    for since, targets in by_bin.items():
+        expected[since] = np.mean(targets)
+    assert model.beat == pytest.approx(expected, rel=1e-12)
+    predicted = model.predict(x)
+    assert predicted == pytest.approx([expected[b] for b in model.bins(x)])
+    model.save(tmp_path / "template.npz")
+    loaded = type(model).load(tmp_path / "template.npz")
+    assert np.array_equal(loaded.predict(x), predicted)
+
+
+def test_template_refuses_a_file_of_another_model(tmp_path: Path, fitted: dict) -> None:
+    fitted["ridge"].save(tmp_path / "ridge.npz")
+    with pytest.raises(InputError, match="not a template model file"):
+        build("template").load(tmp_path / "ridge.npz")

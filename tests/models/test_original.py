@@ -3,16 +3,20 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from original_layout import OriginalLayout
+from pipeline_factory import ingest_parts, synthetic_parts, tiny_config, write_split
 from real_record import ORIGINAL_STATE_DICT_SHAPES
 
 from ecg2abp import models
 from ecg2abp.cli import main
 from ecg2abp.errors import InputError
-from ecg2abp.evaluation.scoring import Predictor
+from ecg2abp.evaluation.scoring import Predictor, evaluate_variant
+from ecg2abp.folds.loading import load_fold
 from ecg2abp.models.original import TABLE, map_state_dict, project_name
+from ecg2abp.serving.external import evaluate_external
 
 WIDTH = 1 / 16
 
@@ -92,3 +96,41 @@ def test_a_checkpoint_of_another_network_is_refused_naming_the_key():
     del state["final4.weight"]
     with pytest.raises(InputError, match=r"no key for heads\.x0_4\.weight"):
         map_state_dict(state, ours)
+
+
+@pytest.mark.slow
+def test_an_import_bound_to_a_fold_is_scored_by_evaluate_and_external_floor_included(
+    tmp_path, capsys
+):
+    config = tiny_config({"split": {"protocol": "record", "folds": 2, "block_size": 1}})
+    parts = synthetic_parts(tmp_path, records=2)
+    shards = ingest_parts(tmp_path, parts, config)
+    split = write_split(tmp_path, shards, config)
+    checkpoint = tmp_path / "MSCA_CSSC_UNet.pth"
+    torch.save(randomised(WIDTH).state_dict(), checkpoint)
+    out = tmp_path / "model.pt"
+    argv = ["import-original", str(checkpoint), "--out", str(out), "--shards", *map(str, shards)]
+    assert main([*argv, "--split", str(split), "--fold", "1"]) == 0
+    meta = torch.load(out, map_location="cpu", weights_only=True)
+    fold = load_fold(split, shards, 1, normalisation="minmax_all", abp="none")
+    assert (meta["fold"], meta["data_fingerprint"]) == (1, fold.fingerprint)
+    assert meta["train_abp_mean"] == pytest.approx(fold.targets("train").mean(), rel=1e-12)
+    assert meta["stats"] == fold.stats.to_dict()
+
+    scored = evaluate_variant(out, split, shards, 1, tmp_path / "eval", config)
+    assert scored["levels"]["point"]["n"] > 0
+    assert scored["leaky"]  # the original trained on every record: leaky under any split
+    external = evaluate_external(out, parts[0], tmp_path / "ext")
+    predictions = pd.read_parquet(tmp_path / "ext" / "predictions.parquet")
+    naive = external["naive"]["levels"]["point"]
+    assert naive["n"] == len(predictions) > 0
+    assert naive["mae"] == pytest.approx(
+        np.mean(np.abs(meta["train_abp_mean"] - predictions["abp_true"])), rel=1e-5
+    )
+    # without --split/--fold the model is bound to no data, and evaluate says so
+    capsys.readouterr()
+    assert main(argv) == 0
+    with pytest.raises(InputError, match=r"bound to no data \(imported without --split"):
+        evaluate_variant(out, split, shards, 1, tmp_path / "eval_unbound", config)
+    assert main([*argv, "--split", str(split)]) == 2
+    assert "--split and --fold go together" in capsys.readouterr().err

@@ -9,9 +9,15 @@ from pipeline_factory import ingest_parts, synthetic_parts, tiny_config, write_s
 from ecg2abp.evaluation.pooling import pool_tables
 from ecg2abp.evaluation.scoring import evaluate_variant
 from ecg2abp.report.streaming import VariantStream, stream_variant
+from ecg2abp.stages import JOB_DIR
 from ecg2abp.training.jobs import train_variant
 
 FOLDS = (0, 1)
+
+
+def job(variant: str, fold: int) -> str:
+    """The pipeline's folder of one job (seed 0, the default's only seed)."""
+    return JOB_DIR.format(variant=variant, fold=fold, seed=0)
 
 
 @dataclass(frozen=True)
@@ -22,7 +28,7 @@ class Evaluated:
     split: Path
 
     def files(self, variant: str, name: str) -> list[Path]:
-        return [self.folder / "eval" / variant / f"fold_{k}" / name for k in FOLDS]
+        return [self.folder / "eval" / job(variant, k) / name for k in FOLDS]
 
     def stream(self, variant: str) -> VariantStream:
         return stream_variant(
@@ -49,8 +55,8 @@ def evaluated(tmp_path_factory) -> Evaluated:
     split = write_split(folder, shards, config)
     for variant in ("linear", "naive"):
         for fold in FOLDS:
-            models = folder / "models" / variant / f"fold_{fold}"
+            models = folder / "models" / job(variant, fold)
             train_variant(variant, config, split, shards, fold, models)
-            out = folder / "eval" / variant / f"fold_{fold}"
+            out = folder / "eval" / job(variant, fold)
             evaluate_variant(models / "model.pt", split, shards, fold, out, config)
     return Evaluated(folder, config, shards, split)

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg2abp.evaluation.metrics import LEVELS
+from ecg2abp.evaluation.metrics import LEVELS, SBP_BANDS
 from ecg2abp.evaluation.pooling import ALL_FOLDS
 from ecg2abp.report import plots
-from ecg2abp.report.streaming import SBP_BANDS, VariantStream
+from ecg2abp.report.streaming import VariantStream
 
 
 def random_stream(name: str, seed: int = 0, records: int = 6, per_record: int = 400):
@@ -75,10 +75,12 @@ def test_error_by_band_counts_beats_by_their_true_sbp():
     stream = VariantStream("v")
     stream.add_pairs("r", {"point": (true, pred), "sbp": (true, pred), "dbp": (true - 40, pred)})
     figure, numbers = plots.error_by_band(stream)
-    names = [name for name, _, _ in SBP_BANDS]
+    names = [name for name, _, _, _ in SBP_BANDS]
     assert [numbers["sbp"][b]["n"] for b in names] == [2, 2, 2]
     assert [numbers["sbp"][b]["mae"] for b in names] == [2.0, 2.0, 15.0]
+    assert [numbers["sbp"][b]["me"] for b in names] == [2.0, 0.0, -5.0]  # signed, beside MAE
     assert "15.0\nn=2" in texts(figure)
+    assert "-5.0\nn=2" in texts(figure)
     assert "point" not in numbers
 
 
@@ -128,3 +130,23 @@ def test_labels_on_the_plots_equal_the_metrics_table(evaluated, tmp_path):
     figure, _ = plots.example_stretch(stream, evaluated.config["fs"])
     plots.save(figure, tmp_path / "example.png")
     assert (tmp_path / "example.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bland_altman_labels_cover_no_data_and_no_other_label():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    stream = random_stream("v")
+    figure, _ = plots.bland_altman(stream)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    for ax, level in zip(figure.axes[:2], ("point", "sbp"), strict=True):  # then colour bars
+        boxes = [t.get_window_extent(renderer) for t in ax.texts]
+        assert len(boxes) == 3
+        assert all(b.x0 >= ax.bbox.x0 and b.x1 <= ax.bbox.x1 for b in boxes)  # inside the axes
+        for i, box in enumerate(boxes):
+            assert not any(box.overlaps(other) for other in boxes[i + 1 :])
+        _, occupied = np.nonzero(stream.levels[level].mean_diff)
+        highest_bin = plots.DIFF_EDGES[occupied.max() + 1]
+        values = [highest_bin, *(line.get_ydata()[0] for line in ax.lines)]
+        pixels = [ax.transData.transform((0, value))[1] for value in values]
+        assert max(pixels) < min(b.y0 for b in boxes)  # every bin and line below every label

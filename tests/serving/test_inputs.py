@@ -203,3 +203,36 @@ def test_a_table_broken_midway_is_a_one_line_error_when_read(tmp_path):
     (record,) = read(csv, source_fs=125.0)
     with pytest.raises(InputError, match=r"torn\.csv: cannot read table"):
         record.ecg()
+
+
+def test_decimal_commas_and_semicolons_are_read_as_numbers(tmp_path, real):
+    ecg = np.round(real.ecg[:500], 4)
+    text = [f"{value:.4f}".replace(".", ",") for value in ecg]
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text("ecg\n" + "".join(f'"{value}"\n' for value in text))
+    european = tmp_path / "european.csv"
+    european.write_text("time;ECG\n" + "".join(f"{i};{v}\n" for i, v in enumerate(text)))
+    for path in (quoted, european):
+        (record,) = read(path, source_fs=125.0)
+        np.testing.assert_allclose(record.ecg(), ecg, atol=1e-12)
+    unquoted = tmp_path / "unquoted.csv"
+    unquoted.write_text("ecg\n" + "".join(f"{value}\n" for value in text))
+    with pytest.raises(InputError, match=r"unquoted\.csv: rows hold more fields than the header"):
+        read(unquoted, source_fs=125.0)
+
+
+def test_without_lead_ii_the_first_ecg_lead_is_read_everywhere(tmp_path, real):
+    ecg = real.ecg[:2500]
+    mostly_zero = np.where(np.arange(2500) < 2300, 0.0, ecg)
+    header = write_wfdb(tmp_path, "rec", {"PLETH": ecg, "MCL1": ecg, "V": mostly_zero}, 125.0)
+    (record,) = read(header)
+    assert (record.lead, record.other_leads) == ("MCL1", ("V",))
+    np.testing.assert_allclose(record.ecg(), ecg, atol=1e-3)
+    (ingested,) = iter_records(header, ecg_lead="II")  # what ingest reads: the same lead
+    np.testing.assert_allclose(ingested.ecg, ecg, atol=1e-3)
+    assert readers.ecg_leads(["ABP", "aVF", "V5", "ECG", "mcl1", "RESP", "PLETH"]) == [
+        "aVF",
+        "V5",
+        "ECG",
+        "mcl1",
+    ]

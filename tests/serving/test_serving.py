@@ -4,6 +4,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -226,7 +227,7 @@ def test_bad_models_are_one_line_errors(model_file, trained, short_csv, tmp_path
         foreign: r"foreign\.pt: not an ecg2abp model file \(missing ",
         future: r"future\.pt: model file format_version 99; this ecg2abp reads 1",
         fake_onnx: r"fake\.onnx: not a readable ONNX file",
-        tmp_path: r": no model\.pt and no fold_\*/model\.pt inside",
+        tmp_path: r": no model\.pt and no fold_\*/seed_\*/model\.pt inside",
     }
     for model, message in cases.items():
         code = main(
@@ -249,3 +250,71 @@ def test_bad_models_are_one_line_errors(model_file, trained, short_csv, tmp_path
 
         export_onnx(trained / "linear" / "fold_0" / "model.pt", tmp_path / "l.onnx", [])
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_predict_export_and_external_never_write_over_their_inputs(
+    model_file, short_csv, tmp_path, capsys
+):
+    victim = tmp_path / "victim.csv"
+    shutil.copy(short_csv, victim)
+    table = tmp_path / "victim.parquet"
+    pd.read_csv(short_csv).to_parquet(table)
+    inputs = {path: path.read_bytes() for path in (victim, table, model_file)}
+    scored = tmp_path / "scored"
+    scored.mkdir()
+    (scored / "predictions.parquet").symlink_to(table)
+    predict_args = ["--fs", "125", "--quiet", "--out"]
+    cases = {
+        "predict over its CSV": (
+            ["predict", str(model_file), str(victim), *predict_args, str(victim)],
+            victim,
+        ),
+        "predict over its Parquet": (
+            ["predict", str(model_file), str(table), *predict_args, str(table)],
+            table,
+        ),
+        "--beats over the input": (
+            [
+                "predict",
+                str(model_file),
+                str(victim),
+                *predict_args,
+                str(tmp_path / "p.csv"),
+                "--beats",
+                str(victim),
+            ],
+            victim,
+        ),
+        "export over the model": (
+            [
+                "export",
+                str(model_file),
+                "--onnx",
+                str(model_file),
+                "--check-input",
+                str(victim),
+                "--fs",
+                "125",
+            ],
+            model_file,
+        ),
+        "external over its input, beside --out": (
+            [
+                "external",
+                str(model_file),
+                "--input",
+                str(table),
+                "--fs",
+                "125",
+                "--out",
+                str(scored),
+            ],
+            scored / "predictions.parquet",
+        ),
+    }
+    for what, (argv, named) in cases.items():
+        assert main(argv) == 2, what
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "would overwrite the input" in err, (what, err)
+        assert err.startswith(f"ecg2abp: error: {named}:"), (what, err)
+    assert {path: path.read_bytes() for path in inputs} == inputs

@@ -48,6 +48,6 @@ def test_a_training_job_logs_each_epoch_to_its_child_under_the_parent(sqlite_uri
 def test_without_a_store_training_goes_on_after_one_warning(caplog):
     uri = f"http://127.0.0.1:{free_port()}"
     with caplog.at_level(logging.WARNING):
-        assert LiveRun.open(tracked_config(uri, "e"), "tiny", 0) is None
+        assert LiveRun.open(tracked_config(uri, "e"), "tiny", 0, 0) is None
     assert len(caplog.records) == 1 and uri in caplog.records[0].getMessage()
     assert "snakemake track" in caplog.records[0].getMessage()

@@ -50,7 +50,7 @@ DEEP = {
         "max_windows_per_epoch": BATCHES_PER_EPOCH * BATCH,
         "max_val_windows": None,
         "checkpoint_minutes": 0,
-        "seed": 3,
+        "seeds": [3],
     },
 }
 
@@ -335,6 +335,22 @@ def test_sigterm_during_validation_stops_there_and_the_rerun_validates_again(
 
 
 @pytest.mark.slow
+def test_with_batchnorm_validating_in_training_mode_a_stop_mid_validation_resumes_identically(
+    chain, tmp_path
+):
+    # The interrupted pass has moved BatchNorm's running statistics and, with dropout on, the
+    # random stream: the checkpoint must hold them as they were before validation began.
+    config = tiny_config({**DEEP, "train": {**TERM_ONLY, "val_batchnorm": "train"}})
+    reference = chain.train("tiny_resnet", tmp_path / "reference", config)
+    out = tmp_path / "validating"
+    left = interrupt(chain, out, config, "val", epoch=1, batch=2)
+    assert (left["epoch"], left["batch"], len(left["history"])) == (1, BATCHES_PER_EPOCH, 1)
+    assert isinstance(left["cuda_rng"], list)  # every visible GPU's stream (none here)
+    chain.train("tiny_resnet", out, config)
+    assert_same_training(out, reference)
+
+
+@pytest.mark.slow
 def test_twenty_interruptions_in_a_row_end_as_one_never_interrupted(
     chain, accumulated_reference, tmp_path
 ):
@@ -430,3 +446,22 @@ def test_models_trained_on_abp_of_other_records_do_not_beat_naive(tmp_path):
     )
     assert control["linear"] < 0.6 * control["naive"], control
     assert control["tiny_resnet"] < 0.6 * control["naive"], control
+
+
+def test_the_seed_decides_initial_weights_and_batches_and_the_split_stays(chain, tmp_path):
+    quick = {**chain.config, "train": {**chain.config["train"], "epochs": 1}}
+    quick["train"]["max_windows_per_epoch"] = 2 * BATCH
+    runs = {}
+    for name, seed in (("a", 3), ("b", 4), ("again", 3)):
+        out = tmp_path / name
+        train_variant("tiny_resnet", quick, chain.split, chain.shards, 0, out, seed=seed)
+        runs[name] = load(out / "model.pt")
+    assert (runs["a"]["seed"], runs["b"]["seed"]) == (3, 4)
+    for key, weights in runs["a"]["state_dict"].items():
+        assert torch.equal(weights, runs["again"]["state_dict"][key]), key
+    assert any(
+        not torch.equal(weights, runs["b"]["state_dict"][key])
+        for key, weights in runs["a"]["state_dict"].items()
+    )
+    assert runs["a"]["config_fingerprint"] != runs["b"]["config_fingerprint"]
+    assert runs["a"]["stats"] == runs["b"]["stats"]  # same fold, same training side

@@ -9,7 +9,7 @@ from pipeline_factory import ingest_parts, synthetic_parts, tiny_config, write_s
 from ecg2abp import models
 from ecg2abp.folds.feed import WindowFeed
 from ecg2abp.folds.loading import FoldData, load_fold
-from ecg2abp.training.loop import Trainer, fresh_state
+from ecg2abp.training.loop import Trainer, fresh_state, rng_state, set_rng_state
 from ecg2abp.training.objective import build_optimizer, learning_rate
 
 WINDOW = 88
@@ -124,3 +124,14 @@ def test_bf16_training_runs_the_model_in_bf16_and_keeps_fp32_weights(fold, tmp_p
     fp32 = small_model()
     trained(fold, fp32, settings(epochs=1), tmp_path)
     assert any(not torch.equal(v, fp32.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def test_random_streams_are_saved_with_the_gpus_and_restored_without_them():
+    saved = rng_state()
+    assert set(saved) == {"torch_rng", "cuda_rng"}
+    assert len(saved["cuda_rng"]) == torch.cuda.device_count()
+    expected = torch.rand(5)
+    set_rng_state(saved)
+    assert torch.equal(torch.rand(5), expected)
+    set_rng_state({"torch_rng": saved["torch_rng"]})  # a checkpoint written before GPU streams
+    assert torch.equal(torch.rand(5), expected)

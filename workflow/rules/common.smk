@@ -8,6 +8,8 @@ from ecg2abp.errors import InputError
 from ecg2abp.data.ingest import discover_parts
 from ecg2abp.folds.protocols import natural_key
 from ecg2abp.models import spec as model_spec
+from ecg2abp import stages
+from ecg2abp.stages import JOB_DIR, short
 from ecg2abp.tracking.store import tracking_uri
 from ecg2abp.data.synth import part_stems as synthetic_part_stems
 
@@ -38,12 +40,31 @@ CONDA_ENV = "../envs/ecg2abp.yaml"
 RESULTS = f"results/{EXP}"
 LOGS = f"logs/{EXP}"
 PROTOCOL = config["split"]["protocol"]
+SEEDS = stages.seeds(config)
+# One job per variant × fold × seed: models/, eval/, external/ and logs use this layout.
+JOB = JOB_DIR  # "{variant}/fold_{fold}/seed_{seed}"
 
 
 wildcard_constraints:
     part="[^/]+",
     variant="[^/]+",
     fold="[0-9]+",
+    seed="[0-9]+",
+
+
+# --- params: a fingerprint of exactly the settings a job's outputs depend on (stages.py), so
+# that Snakemake's `params` rerun trigger reruns exactly the jobs a config change affects.
+
+
+NO_SETTINGS = short({})  # a job whose inputs alone decide its outputs
+
+
+def train_params(wildcards, cfg=None):
+    return short(stages.train_settings(cfg or config, wildcards.variant, int(wildcards.seed)))
+
+
+def evaluate_params(wildcards, cfg=None):
+    return short(stages.evaluate_settings(cfg or config, wildcards.variant))
 
 
 def raw_part(wildcards):
@@ -56,15 +77,17 @@ def shard_files():
     return expand(f"{RESULTS}/shards/{{part}}.h5", part=sorted(PARTS, key=natural_key))
 
 
-def is_deep(variant):
+def is_deep(variant, cfg=None):
     """A network (not a classical baseline or the naive floor)."""
-    return variant != "naive" and model_spec(config["variants"][variant]["model"]).kind == "deep"
+    cfg = cfg or config
+    return variant != "naive" and model_spec(cfg["variants"][variant]["model"]).kind == "deep"
 
 
-def gpus_for(variant):
+def gpus_for(variant, cfg=None):
     """Deep models can use one GPU; classical baselines, the naive floor and jobs told to run
-    on the CPU (train.device: cpu) need none, so those run side by side, one per core."""
-    return int(is_deep(variant) and config["train"]["device"] != "cpu")
+    on the CPU (the variant's train.device: cpu) need none, so those run side by side."""
+    device = stages.variant_train(cfg or config, variant)["device"]
+    return int(is_deep(variant, cfg) and device != "cpu")
 
 
 def folds():
@@ -82,9 +105,7 @@ def folds():
 
 def fold_metrics():
     return expand(
-        f"{RESULTS}/eval/{{variant}}/fold_{{fold}}/metrics.json",
-        variant=[*VARIANTS, "naive"],
-        fold=folds(),
+        f"{RESULTS}/eval/{JOB}/metrics.json", variant=[*VARIANTS, "naive"], fold=folds(), seed=SEEDS
     )
 
 
@@ -98,22 +119,24 @@ def all_targets():
 
 
 def external_metrics():
-    """metrics.json of every variant × fold × external data set (none if `external` is empty)."""
+    """metrics.json of every job × external data set (none if `external` is empty)."""
     return expand(
-        f"{RESULTS}/external/{{dataset}}/{{variant}}/fold_{{fold}}/metrics.json",
+        f"{RESULTS}/external/{{dataset}}/{JOB}/metrics.json",
         dataset=sorted(config["external"]),
         variant=[*VARIANTS, "naive"],
         fold=folds(),
+        seed=SEEDS,
     )
 
 
 # MLflow (rules/track.smk)
 def trained_files():
-    """Every variant × fold's model file and history (the naive floor included)."""
+    """Every variant × fold × seed's model file and history (the naive floor included)."""
     return expand(
-        f"{RESULTS}/models/{{variant}}/fold_{{fold}}/{{name}}",
+        f"{RESULTS}/models/{JOB}/{{name}}",
         variant=[*VARIANTS, "naive"],
         fold=folds(),
+        seed=SEEDS,
         name=["model.pt", "history.parquet"],
     )
 
@@ -129,8 +152,9 @@ DEEP = [variant for variant in VARIANTS if is_deep(variant)]
 VARIANT_PLOTS = ("bland_altman", "predicted_vs_true", "error_cdf", "error_by_band", "example")
 
 
-def per_fold(variant, name):
-    return expand(f"{RESULTS}/eval/{variant}/fold_{{fold}}/{name}", fold=folds())
+def per_job(variant, name, kind="eval"):
+    """A variant's file `name` of every fold × seed under `kind` (eval, models)."""
+    return expand(f"{RESULTS}/{kind}/{JOB}/{name}", variant=variant, fold=folds(), seed=SEEDS)
 
 
 def variant_plot(name):
@@ -157,13 +181,11 @@ def report_targets():
 
 # leak_gap (rules/leak_gap.smk): the same shards under `paper` and `record`.
 LEAK = f"{RESULTS}/leak_gap"
-LEAK_VARIANTS = [*VARIANTS, *([] if "knn" in VARIANTS else ["knn"])]
+LEAK_VARIANTS = [*VARIANTS, *(name for name in stages.LEAK_EXTRA if name not in VARIANTS)]
 
 
 def leak_config(protocol):
-    """The experiment's config with the split protocol replaced and knn declared."""
-    variants = {"knn": {"model": "knn"}, **config["variants"]}
-    return {**config, "split": {**config["split"], "protocol": protocol}, "variants": variants}
+    return stages.leak_config(config, protocol)
 
 
 def leak_folds(protocol):
@@ -174,16 +196,15 @@ def leak_folds(protocol):
 
 
 def leak_gpus(variant):
-    if variant == "naive":
-        return 0
-    return int(model_spec(leak_config("record")["variants"][variant]["model"]).kind == "deep")
+    return gpus_for(variant, leak_config("record"))
 
 
 def leak_metrics(protocol):
     return expand(
-        f"{LEAK}/{protocol}/eval/{{variant}}/fold_{{fold}}/metrics.json",
+        f"{LEAK}/{protocol}/eval/{JOB}/metrics.json",
         variant=[*LEAK_VARIANTS, "naive"],
         fold=leak_folds(protocol),
+        seed=SEEDS,
     )
 
 
@@ -202,10 +223,12 @@ def job_mem_mb(wildcards, input):
 
 
 def train_minutes(wildcards, gpus=gpus_for):
-    """Deep training: minutes per epoch × (epochs + 1 for set-up); other variants one fit."""
+    """Deep training: minutes per epoch × (the variant's epochs + 1 for set-up); other
+    variants one fit."""
     minutes = config["cluster"]["runtime_minutes"]
     if gpus(wildcards.variant):
-        return minutes["deep_epoch"] * (config["train"]["epochs"] + 1)
+        epochs = stages.variant_train(config, wildcards.variant)["epochs"]
+        return minutes["deep_epoch"] * (epochs + 1)
     return minutes["fit"]
 
 

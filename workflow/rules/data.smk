@@ -15,7 +15,7 @@ rule synth:
     conda:
         CONDA_ENV
     params:
-        synthetic=config["synthetic"],
+        synthetic=config["synthetic"],  # the data it writes: all its settings
     threads: 1
     script:
         "../scripts/synth.py"
@@ -33,6 +33,8 @@ rule ingest:
         f"benchmarks/{EXP}/ingest/{{part}}.tsv"
     conda:
         CONDA_ENV
+    params:
+        settings=short(stages.ingest_settings(config)),
     threads: 1
     resources:
         **scheduled(config["cluster"]["runtime_minutes"]["ingest"]),

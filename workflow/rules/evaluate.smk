@@ -1,4 +1,4 @@
-# One evaluation job per variant × fold, then every fold's metrics pooled into one table.
+# One evaluation job per variant × fold × seed, then every job's metrics pooled into one table.
 
 
 localrules:
@@ -7,18 +7,20 @@ localrules:
 
 rule evaluate:
     input:
-        model=f"{RESULTS}/models/{{variant}}/fold_{{fold}}/model.pt",
+        model=f"{RESULTS}/models/{JOB}/model.pt",
         split=f"{RESULTS}/splits/{PROTOCOL}.json",
         shards=shard_files(),
     output:
-        predictions=f"{RESULTS}/eval/{{variant}}/fold_{{fold}}/predictions.parquet",
-        metrics=f"{RESULTS}/eval/{{variant}}/fold_{{fold}}/metrics.json",
+        predictions=f"{RESULTS}/eval/{JOB}/predictions.parquet",
+        metrics=f"{RESULTS}/eval/{JOB}/metrics.json",
     log:
-        f"{LOGS}/evaluate/{{variant}}/fold_{{fold}}.log",
+        f"{LOGS}/evaluate/{JOB}.log",
     benchmark:
-        f"benchmarks/{EXP}/evaluate/{{variant}}/fold_{{fold}}.tsv"
+        f"benchmarks/{EXP}/evaluate/{JOB}.tsv"
     conda:
         CONDA_ENV
+    params:
+        settings=evaluate_params,
     threads: config["threads"]
     resources:
         **scheduled(evaluate_minutes, gpu=lambda wildcards: gpus_for(wildcards.variant)),
@@ -39,5 +41,7 @@ rule pool:
         f"benchmarks/{EXP}/pool.tsv"
     conda:
         CONDA_ENV
+    params:
+        settings=NO_SETTINGS,  # its inputs alone decide its outputs
     script:
         "../scripts/pool.py"

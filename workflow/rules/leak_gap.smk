@@ -1,6 +1,7 @@
-# leak_gap: every variant the experiment runs, plus knn and naive, trained and scored under
+# leak_gap: every variant the experiment runs, plus knn, template and naive, trained and scored under
 # `paper` and under `record` on the same shards with the same training settings; only the split
-# differs. Sub-results under results/{experiment}/leak_gap/{protocol}/, one table on top.
+# differs. Sub-results under results/{experiment}/leak_gap/{protocol}/, one table on top. The
+# jobs' scripts rebuild that config from the {protocol} wildcard (stages.leak_config).
 
 wildcard_constraints:
     protocol="paper|record",
@@ -12,7 +13,7 @@ rule leak_gap_split:
     output:
         split=f"{LEAK}/{{protocol}}/splits/{{protocol}}.json",
     params:
-        config=lambda wildcards: leak_config(wildcards.protocol),
+        settings=lambda wildcards: short(stages.split_settings(leak_config(wildcards.protocol))),
     log:
         f"{LOGS}/leak_gap/split/{{protocol}}.log",
     benchmark:
@@ -31,14 +32,14 @@ rule leak_gap_train:
         split=f"{LEAK}/{{protocol}}/splits/{{protocol}}.json",
         shards=shard_files(),
     output:
-        model=f"{LEAK}/{{protocol}}/models/{{variant}}/fold_{{fold}}/model.pt",
-        history=f"{LEAK}/{{protocol}}/models/{{variant}}/fold_{{fold}}/history.parquet",
+        model=f"{LEAK}/{{protocol}}/models/{JOB}/model.pt",
+        history=f"{LEAK}/{{protocol}}/models/{JOB}/history.parquet",
     params:
-        config=lambda wildcards: leak_config(wildcards.protocol),
+        settings=lambda wildcards: train_params(wildcards, leak_config(wildcards.protocol)),
     log:
-        f"{LOGS}/leak_gap/train/{{protocol}}/{{variant}}/fold_{{fold}}.log",
+        f"{LOGS}/leak_gap/train/{{protocol}}/{JOB}.log",
     benchmark:
-        f"benchmarks/{EXP}/leak_gap_train/{{protocol}}/{{variant}}/fold_{{fold}}.tsv"
+        f"benchmarks/{EXP}/leak_gap_train/{{protocol}}/{JOB}.tsv"
     conda:
         CONDA_ENV
     threads: config["threads"]
@@ -53,18 +54,18 @@ rule leak_gap_train:
 
 rule leak_gap_evaluate:
     input:
-        model=f"{LEAK}/{{protocol}}/models/{{variant}}/fold_{{fold}}/model.pt",
+        model=f"{LEAK}/{{protocol}}/models/{JOB}/model.pt",
         split=f"{LEAK}/{{protocol}}/splits/{{protocol}}.json",
         shards=shard_files(),
     output:
-        predictions=f"{LEAK}/{{protocol}}/eval/{{variant}}/fold_{{fold}}/predictions.parquet",
-        metrics=f"{LEAK}/{{protocol}}/eval/{{variant}}/fold_{{fold}}/metrics.json",
+        predictions=f"{LEAK}/{{protocol}}/eval/{JOB}/predictions.parquet",
+        metrics=f"{LEAK}/{{protocol}}/eval/{JOB}/metrics.json",
     params:
-        config=lambda wildcards: leak_config(wildcards.protocol),
+        settings=lambda wildcards: evaluate_params(wildcards, leak_config(wildcards.protocol)),
     log:
-        f"{LOGS}/leak_gap/evaluate/{{protocol}}/{{variant}}/fold_{{fold}}.log",
+        f"{LOGS}/leak_gap/evaluate/{{protocol}}/{JOB}.log",
     benchmark:
-        f"benchmarks/{EXP}/leak_gap_evaluate/{{protocol}}/{{variant}}/fold_{{fold}}.tsv"
+        f"benchmarks/{EXP}/leak_gap_evaluate/{{protocol}}/{JOB}.tsv"
     conda:
         CONDA_ENV
     threads: config["threads"]
@@ -85,6 +86,8 @@ rule leak_gap:
     input:
         paper=leak_metrics("paper"),
         record=leak_metrics("record"),
+        paper_split=f"{LEAK}/paper/splits/paper.json",
+        shards=shard_files(),
     output:
         table=f"{RESULTS}/leak_gap.parquet",
         summary=f"{RESULTS}/leak_gap.md",
@@ -94,5 +97,7 @@ rule leak_gap:
         f"benchmarks/{EXP}/leak_gap.tsv"
     conda:
         CONDA_ENV
+    params:
+        settings=NO_SETTINGS,
     script:
         "../scripts/leak_gap.py"

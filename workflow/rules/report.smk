@@ -11,8 +11,8 @@ localrules:
 
 rule report_stream:
     input:
-        predictions=lambda wildcards: per_fold(wildcards.variant, "predictions.parquet"),
-        metrics=lambda wildcards: per_fold(wildcards.variant, "metrics.json"),
+        predictions=lambda wildcards: per_job(wildcards.variant, "predictions.parquet"),
+        metrics=lambda wildcards: per_job(wildcards.variant, "metrics.json"),
         split=f"{RESULTS}/splits/{PROTOCOL}.json",
         shards=shard_files(),
     output:
@@ -23,6 +23,8 @@ rule report_stream:
         f"benchmarks/{EXP}/report_stream/{{variant}}.tsv"
     conda:
         CONDA_ENV
+    params:
+        settings=NO_SETTINGS,
     threads: 1
     resources:
         **scheduled(config["cluster"]["runtime_minutes"]["evaluate"]),
@@ -41,6 +43,8 @@ rule report_variant_plots:
         f"benchmarks/{EXP}/report_variant_plots/{{variant}}.tsv"
     conda:
         CONDA_ENV
+    params:
+        settings=short({"fs": config["fs"]}),
     script:
         "../scripts/report_variant_plots.py"
 
@@ -66,6 +70,8 @@ rule report_across_variants:
         f"benchmarks/{EXP}/report_across_variants.tsv"
     conda:
         CONDA_ENV
+    params:
+        settings=short(stages.report_settings(config, "bootstrap_samples", "seed")),
     script:
         "../scripts/report_across_variants.py"
 
@@ -87,6 +93,10 @@ rule report_comparison:
         f"benchmarks/{EXP}/report_comparison.tsv"
     conda:
         CONDA_ENV
+    params:
+        settings=short(
+            stages.report_settings(config, "reference_variant", "bootstrap_samples", "seed")
+        ),
     script:
         "../scripts/report_comparison.py"
 
@@ -109,15 +119,15 @@ rule report_cleaning:
         f"benchmarks/{EXP}/report_cleaning.tsv"
     conda:
         CONDA_ENV
+    params:
+        settings=NO_SETTINGS,
     script:
         "../scripts/report_cleaning.py"
 
 
 rule report_saliency:
     input:
-        models=lambda wildcards: expand(
-            f"{RESULTS}/models/{wildcards.variant}/fold_{{fold}}/model.pt", fold=folds()
-        ),
+        models=lambda wildcards: per_job(wildcards.variant, "model.pt", "models"),
         split=f"{RESULTS}/splits/{PROTOCOL}.json",
         shards=shard_files(),
     output:
@@ -134,6 +144,8 @@ rule report_saliency:
         f"benchmarks/{EXP}/report_saliency/{{variant}}.tsv"
     conda:
         CONDA_ENV
+    params:
+        settings=short(stages.report_settings(config, "saliency_windows")),
     threads: config["threads"]
     resources:
         **scheduled(config["cluster"]["runtime_minutes"]["evaluate"]),  # on the CPU
@@ -157,5 +169,7 @@ rule report_pages:
         f"benchmarks/{EXP}/report_pages.tsv"
     conda:
         CONDA_ENV
+    params:
+        settings=short(stages.results_settings(config)),  # its page shows these
     script:
         "../scripts/report_pages.py"

@@ -15,6 +15,8 @@ checkpoint split:
         f"benchmarks/{EXP}/split/{PROTOCOL}.tsv"
     conda:
         CONDA_ENV
+    params:
+        settings=short(stages.split_settings(config)),
     threads: 1
     resources:
         **scheduled(config["cluster"]["runtime_minutes"]["split"]),

@@ -33,5 +33,7 @@ rule track:
         uri=tracking_uri(config),
         variants=VARIANTS,
         folds=lambda wildcards: folds(),
+        seeds=SEEDS,
+        settings=short(stages.tracking_settings(config, [*VARIANTS, "naive"])),
     script:
         "../scripts/track.py"

@@ -1,5 +1,6 @@
-# One training job per variant × fold. Deep models declare one GPU; the profile decides what
-# that means (nothing on a CPU machine, one GPU per job on a workstation or SLURM).
+# One training job per variant × fold × seed, under the variant's own train settings. Deep
+# models declare one GPU; the profile decides what that means (nothing on a CPU machine, one
+# GPU per job on a workstation or SLURM).
 import re
 
 
@@ -8,14 +9,16 @@ rule train:
         split=f"{RESULTS}/splits/{PROTOCOL}.json",
         shards=shard_files(),
     output:
-        model=f"{RESULTS}/models/{{variant}}/fold_{{fold}}/model.pt",
-        history=f"{RESULTS}/models/{{variant}}/fold_{{fold}}/history.parquet",
+        model=f"{RESULTS}/models/{JOB}/model.pt",
+        history=f"{RESULTS}/models/{JOB}/history.parquet",
     log:
-        f"{LOGS}/train/{{variant}}/fold_{{fold}}.log",
+        f"{LOGS}/train/{JOB}.log",
     benchmark:
-        f"benchmarks/{EXP}/train/{{variant}}/fold_{{fold}}.tsv"
+        f"benchmarks/{EXP}/train/{JOB}.tsv"
     conda:
         CONDA_ENV
+    params:
+        settings=train_params,
     threads: config["threads"]
     resources:
         **scheduled(train_minutes, gpu=lambda wildcards: gpus_for(wildcards.variant)),
@@ -33,9 +36,9 @@ if CLASSICAL_VARIANTS:
 
     use rule train as train_classical with:
         output:
-            model=f"{RESULTS}/models/{{variant}}/fold_{{fold}}/model.pt",
-            history=f"{RESULTS}/models/{{variant}}/fold_{{fold}}/history.parquet",
-            artefact=f"{RESULTS}/models/{{variant}}/fold_{{fold}}/model.classical",
+            model=f"{RESULTS}/models/{JOB}/model.pt",
+            history=f"{RESULTS}/models/{JOB}/history.parquet",
+            artefact=f"{RESULTS}/models/{JOB}/model.classical",
         wildcard_constraints:
             variant="|".join(map(re.escape, CLASSICAL_VARIANTS)),
 

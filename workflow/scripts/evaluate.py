@@ -3,6 +3,7 @@ from pathlib import Path
 from ecg2abp.evaluation.scoring import evaluate_variant
 from ecg2abp.gpu_slots import run_pinned
 from ecg2abp.logs import run_step
+from ecg2abp.stages import experiment_config
 
 run_step(
     snakemake.log[0],
@@ -14,5 +15,6 @@ run_step(
     [Path(p) for p in snakemake.input.shards],
     int(snakemake.wildcards.fold),
     Path(snakemake.output.metrics).parent,
-    getattr(snakemake.params, "config", snakemake.config),  # leak_gap: protocol replaced
+    experiment_config(snakemake.config, snakemake.wildcards),  # leak_gap: protocol replaced
+    snakemake.wildcards.variant,  # a model of another variant is refused
 )

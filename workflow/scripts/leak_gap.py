@@ -10,4 +10,6 @@ run_step(
     [Path(p) for p in snakemake.input.record],
     Path(snakemake.output.table),
     Path(snakemake.output.summary),
+    Path(snakemake.input.paper_split),
+    [Path(p) for p in snakemake.input.shards],
 )

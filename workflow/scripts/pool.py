@@ -10,4 +10,6 @@ run_step(
     Path(snakemake.output.table),
     Path(snakemake.output.summary),
     [Path(p) for p in snakemake.input.clean],
+    snakemake.config["report"]["bootstrap_samples"],
+    snakemake.config["report"]["seed"],
 )

@@ -10,5 +10,6 @@ run_step(
     Path(snakemake.input.table).parent,
     list(snakemake.params.variants),
     [int(fold) for fold in snakemake.params.folds],
+    [int(seed) for seed in snakemake.params.seeds],
     Path(snakemake.output[0]),
 )

@@ -1,4 +1,4 @@
-"""Benchmarks of the data stage: the window feed and the ingest of one part."""
+"""Benchmarks of the data stage: the window feed, the ingest of one part, the shard check."""
 
 import multiprocessing
 import os
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg2abp.config import validate_config
-from ecg2abp.data.shards import Shard, open_shard, window_starts
+from ecg2abp.data.shards import SIGNALS, Shard, open_shard, verify_shard, window_starts
 
 
 def _synthetic_shard(n_samples: int, window: int, seed: int) -> Shard:
@@ -93,6 +93,32 @@ def bench_windows(
         "window": window,
         "windows_available": feed.n_windows,
         "shard": str(shard) if shard else "synthetic (random, in memory)",
+    }
+
+
+def bench_verify(
+    *, shard: Path | None = None, n_samples: int = 32_000_000, repeats: int = 3
+) -> dict:
+    """Seconds and MB/s of the fingerprint check each job makes on every shard it opens (best
+    of `repeats`), on a shard file (memory-mapped, as jobs read it) or random signals."""
+    source = (
+        open_shard(shard, mapped=True, verify=False)
+        if shard
+        else _synthetic_shard(n_samples, 88, 0)
+    )
+    megabytes = sum(getattr(source, name).nbytes for name in SIGNALS) / 1e6
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        verify_shard(source)
+        times.append(time.perf_counter() - started)
+    best = min(times)
+    return {
+        "shard": str(shard) if shard else "random signals in memory",
+        "samples": len(source.ecg),
+        "megabytes": round(megabytes, 1),
+        "seconds": round(best, 3),
+        "mb_per_s": round(megabytes / best),
     }
 
 

@@ -24,9 +24,9 @@ def bench_report_stream(results: Path, variant: str) -> dict:
     from ecg2abp.report.streaming import stream_variant
 
     results = Path(results)
-    metric_files = sorted((results / "eval" / variant).glob("fold_*/metrics.json"))
+    metric_files = sorted((results / "eval" / variant).glob("fold_*/seed_*/metrics.json"))
     if not metric_files:
-        raise InputError(f"{results}: no eval/{variant}/fold_*/metrics.json")
+        raise InputError(f"{results}: no eval/{variant}/fold_*/seed_*/metrics.json")
     protocol = json.loads(metric_files[0].read_text())["protocol"]
     before = _anonymous_mb()
     cpu, wall = time.process_time(), time.perf_counter()
@@ -45,7 +45,7 @@ def bench_report_stream(results: Path, variant: str) -> dict:
         "folds": len(metric_files),
         "samples": samples,
         "beats": stream.levels["sbp"].metrics.error.n,
-        "records": len(stream.record_n),
+        "records": len(stream.records()),
         "cpu_s": round(cpu, 3),
         "wall_s": round(wall, 3),
         "samples_per_cpu_s": round(samples / cpu) if cpu > 0 else None,

@@ -101,7 +101,10 @@ def _check_settings(s: CleaningSettings) -> None:
         ("pp_min", "pp_max"),
     ):
         if not getattr(s, low) < getattr(s, high):
-            raise InputError(f"cleaning.{low} must be below cleaning.{high}")
+            raise InputError(
+                f"cleaning.{low} ({getattr(s, low):g}) must be below cleaning.{high} "
+                f"({getattr(s, high):g})"
+            )
     band = s.bandpass_hz
     if band is not None and not band[0] < band[1]:
         raise InputError(f"cleaning.bandpass_hz must be [low, high] with low < high, got {band!r}")
@@ -115,7 +118,10 @@ def settings_from_config(config: Mapping) -> CleaningSettings:
     section = dict(config["cleaning"])
     if section.get("bandpass_hz") is not None:
         section["bandpass_hz"] = tuple(float(v) for v in section["bandpass_hz"])
-    return CleaningSettings(**section, window=config["window"])
+    settings = CleaningSettings(**section, window=config["window"])
+    if settings.bandpass_hz is not None:  # the band must fit the rate: designed once here
+        _bandpass_sos(float(config["fs"]), *settings.bandpass_hz, settings.bandpass_order)
+    return settings
 
 
 # --- run and interval helpers -------------------------------------------------------------

@@ -1,6 +1,5 @@
 """One part file in, one shard and one cleaning report out: read → clean → write."""
 
-import hashlib
 import json
 import logging
 from dataclasses import asdict
@@ -9,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecg2abp.atomic import atomic_path
+from ecg2abp.atomic import atomic_path, refuse_overwriting
 from ecg2abp.data import cleaning, readers
 from ecg2abp.data.shards import windows_per_segment, write_shard
+from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
 
 log = logging.getLogger("ecg2abp.data.ingest")
@@ -25,14 +25,6 @@ REPORT_COLUMNS = (
     "n_windows",
     *(f"removed_{reason}" for reason in cleaning.REASONS),
 )
-
-
-def file_sha256(path: Path, chunk_bytes: int = 1 << 24) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk_bytes):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def part_name(part: Path) -> str:
@@ -67,17 +59,6 @@ def cleaning_settings(config: dict) -> cleaning.CleaningSettings:
     return cleaning.settings_from_config(config)
 
 
-def refuse_clobbering(part: Path, shard_out: Path, report_out: Path) -> None:
-    """Outputs must not replace the input or each other."""
-    shard, report = shard_out.resolve(), report_out.resolve()
-    source = part.resolve()
-    if shard == report:
-        raise InputError(f"{report_out}: the report would overwrite the shard; give another name")
-    for out, given in ((shard, shard_out), (report, report_out)):
-        if out == source:
-            raise InputError(f"{given}: would overwrite the input {part}; give another name")
-
-
 def main_reason(row: dict | pd.Series) -> str:
     """The removal reason that claimed most of a report row's samples."""
     return max(cleaning.REASONS, key=lambda reason: row[f"removed_{reason}"])
@@ -96,7 +77,7 @@ def kept_nothing(report_path: Path) -> list[str]:
 def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> dict:
     """Clean every record of `part` into the shard `shard_out` and the report `report_out`."""
     part = Path(part)
-    refuse_clobbering(part, Path(shard_out), Path(report_out))
+    refuse_overwriting([shard_out, report_out], [part])
     settings = cleaning_settings(config)
     window, stride, fs = config["window"], config["stride"], float(config["fs"])
     pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []

@@ -1,6 +1,7 @@
 """Read recordings (Kaggle / UCI MATLAB parts, WFDB records) as `Record`s at one sampling rate."""
 
 import math
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +22,10 @@ KAGGLE_VARIABLE = "p"
 MAT5_MAGIC = b"MATLAB 5.0 MAT-file"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 MAT73_USER_BLOCK = 512
-ECG_LEADS = ("II", "I", "III", "V", "MCL1", "AVR", "AVL", "AVF")
+DEFAULT_LEAD = "II"
+# Channel names that are ECG leads (compared upper-case, spaces dropped): limb and augmented
+# leads, precordial V and V1–V6, modified chest leads MCL and MCL1–MCL6, and plain ECG/EKG.
+ECG_LEAD = re.compile(r"I|II|III|AVR|AVL|AVF|V[1-6]?|MCL[1-6]?|(?:ECG|EKG)\d*")
 ABP_NAMES = ("ABP", "ART", "BP")
 PPG_NAMES = ("PLETH", "PPG")
 MAX_RATE_TERMS = 1000
@@ -56,8 +60,11 @@ def detect_format(path: Path) -> Format:
     raise InputError(f"{path}: not a MATLAB or WFDB file")
 
 
-def iter_records(path: Path, *, ecg_lead: str = "II", target_fs: float = 125.0) -> Iterator[Record]:
-    """Yield every record of a part file or WFDB folder/record, resampled to `target_fs`."""
+def iter_records(
+    path: Path, *, ecg_lead: str = DEFAULT_LEAD, target_fs: float = 125.0
+) -> Iterator[Record]:
+    """Yield every record of a part file or WFDB folder/record, resampled to `target_fs`
+    (a WFDB record's ECG: `ecg_lead` when it has it, else its first ECG lead)."""
     path = Path(path)
     if not (math.isfinite(target_fs) and target_fs > 0):
         raise InputError(f"target_fs: must be a positive number of Hz, got {target_fs}")
@@ -280,6 +287,20 @@ def _channel(names: Sequence[str], wanted: Sequence[str]) -> int | None:
     return None
 
 
+def ecg_leads(names: Sequence[str]) -> list[str]:
+    """The channels of `names` that are ECG leads, in the record's order."""
+    return [name for name in names if ECG_LEAD.fullmatch(_normalised(name))]
+
+
+def ecg_channel(names: Sequence[str], lead: str = DEFAULT_LEAD) -> int | None:
+    """The ECG channel to read: `lead` when the record has it, else its first ECG lead."""
+    chosen = _channel(names, [lead])
+    if chosen is None:
+        leads = ecg_leads(names)
+        chosen = _channel(names, leads[:1]) if leads else None
+    return chosen
+
+
 def _wfdb_headers(path: Path) -> list[Path]:
     """The header files to read: one `.hea`, or every record of a folder but multi-segment parts."""
     if not path.is_dir():
@@ -299,7 +320,6 @@ def _wfdb_headers(path: Path) -> list[Path]:
 def _wfdb_records(path: Path, ecg_lead: str, target_fs: float) -> Iterator[Record]:
     """One Record per WFDB record, channels picked by name and brought to `target_fs`."""
     folder = path.resolve() if path.is_dir() else path.resolve().parent
-    ecg_names = (ecg_lead, *ECG_LEADS)
     for header in _wfdb_headers(path):
         record_id = f"{folder.name}/{header.stem}"
         with _translated(f"{header}: record {record_id}", "cannot read WFDB record"):
@@ -308,17 +328,19 @@ def _wfdb_records(path: Path, ecg_lead: str, target_fs: float) -> Iterator[Recor
         yield Record(
             record_id,
             float(target_fs),
-            ecg=_wfdb_channel(stored, ecg_names, target_fs, n_out),
-            abp=_wfdb_channel(stored, ABP_NAMES, target_fs, n_out),
-            ppg=_wfdb_channel(stored, PPG_NAMES, target_fs, n_out),
+            ecg=_wfdb_channel(
+                stored, ecg_channel(stored.sig_name or [], ecg_lead), target_fs, n_out
+            ),
+            abp=_wfdb_channel(stored, _channel(stored.sig_name or [], ABP_NAMES), target_fs, n_out),
+            ppg=_wfdb_channel(stored, _channel(stored.sig_name or [], PPG_NAMES), target_fs, n_out),
         )
 
 
 def _wfdb_channel(
-    stored: wfdb.Record, wanted: Sequence[str], target_fs: float, n_out: int
+    stored: wfdb.Record, index: int | None, target_fs: float, n_out: int
 ) -> np.ndarray:
-    """The first wanted channel at `target_fs` (its own rate may be several samples per frame)."""
-    index = _channel(stored.sig_name or [], wanted)
+    """Channel `index` at `target_fs` (its own rate may be several samples per frame; None:
+    absent, all NaN)."""
     if index is None:
         return _at_rate(None, stored.fs, target_fs, n_out)
     channel_fs = stored.fs * stored.samps_per_frame[index]

@@ -16,6 +16,7 @@ from ecg2abp.errors import InputError
 FORMAT_VERSION = 1
 SIGNALS = ("ecg", "abp", "ppg")
 SEGMENT_COLUMNS = ("record", "start", "stop", "source_start")
+HASH_BLOCK = 1 << 22  # samples hashed at a time: 16 MB of float32
 
 
 def windows_per_segment(lengths: np.ndarray, window: int, stride: int) -> np.ndarray:
@@ -129,7 +130,8 @@ class Shard:
 
     @property
     def fingerprint(self) -> str:
-        """The data's SHA-256: stored when written (computed here for shards from before)."""
+        """The data's SHA-256: stored when written and checked when opened (computed here for
+        shards from before the fingerprint that were opened unchecked)."""
         stored = self.attrs.get("content_sha256")
         if stored:
             return str(stored)
@@ -153,9 +155,37 @@ def _mapped(path: Path, dataset: h5py.Dataset) -> np.ndarray:
     return np.memmap(path, dtype=dataset.dtype, mode="r", offset=offset, shape=dataset.shape)
 
 
-def open_shard(path: Path | str, *, mapped: bool = False, signals: bool = True) -> Shard:
-    """Read a shard; `mapped` memory-maps the signals instead of loading them."""
+def _blocks(signal: np.ndarray, size: int = HASH_BLOCK) -> Iterable[np.ndarray]:
+    return (signal[first : first + size] for first in range(0, len(signal), size))
+
+
+def verify_shard(shard: Shard) -> None:
+    """Recompute the shard's data fingerprint, one streamed pass; refuse data changed since
+    ingest. A shard from before the fingerprint gets the recomputed one."""
+    signals = {name: _blocks(getattr(shard, name)) for name in SIGNALS}
+    actual = content_sha256(signals, shard.segments, shard.records)
+    stored = shard.attrs.get("content_sha256")
+    if stored and str(stored) != actual:
+        raise InputError(
+            f"{shard.path}: its data differ from its fingerprint (content_sha256), changed "
+            "since ingest; ingest the part again"
+        )
+    shard.attrs["content_sha256"] = actual
+
+
+def open_shard(
+    path: Path | str, *, mapped: bool = False, signals: bool = True, verify: bool = True
+) -> Shard:
+    """Read a shard; `mapped` memory-maps the signals instead of loading them; `verify`
+    recomputes the data's fingerprint and refuses a shard changed since it was written."""
     path = Path(path)
+    shard = _read_shard(path, mapped=mapped, signals=signals)
+    if verify and signals:
+        verify_shard(shard)
+    return shard
+
+
+def _read_shard(path: Path, *, mapped: bool, signals: bool) -> Shard:
     try:
         with h5py.File(path, "r") as h5:
             missing = [key for key in (*SIGNALS, "segments", "records", "windows") if key not in h5]

@@ -7,7 +7,7 @@ plain dict, so no stage ever holds all predictions at once. Error convention: e 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -16,6 +16,13 @@ from scipy.signal import find_peaks
 from ecg2abp.errors import InputError
 
 LEVELS = ("point", "sbp", "dbp", "map")
+BEAT_LEVELS = LEVELS[1:]
+# True-SBP bands of a beat (name, key, low, high): beat-level errors are also told per band.
+SBP_BANDS = (
+    ("SBP < 90", "sbp_lt90", -np.inf, 90.0),
+    ("90 ≤ SBP < 140", "sbp_90_140", 90.0, 140.0),
+    ("SBP ≥ 140", "sbp_ge140", 140.0, np.inf),
+)
 
 MAX_HEART_RATE_BPM = 220.0
 MIN_HEART_RATE_BPM = 30.0
@@ -32,6 +39,7 @@ UNDEFINED_WHEN_EMPTY = (
     *("mae", "mse", "rmse", "r2", "pearson_r", "me", "sd"),
     *("bhs_within_5", "bhs_within_10", "bhs_within_15", "bhs_grade", "ieee_grade"),
     *("aami_me_ok", "aami_sd_ok", "aami_met"),
+    *("slope", "intercept", "r_within", "r_between", "sd_ratio"),
 )
 
 
@@ -162,58 +170,157 @@ class Moments:
         return cls(int(n), float(mean), float(m2))
 
 
-class ErrorAccumulator:
-    """Streams (true, pred) pairs of one level; keeps per-record error moments for AAMI."""
+@dataclass
+class PairMoments:
+    """Moments of (true, pred) pairs and their co-moment Σ (t − mean t)(p − mean p), mergeable."""
 
-    def __init__(self) -> None:
-        self.true = Moments()
-        self.pred = Moments()
-        self.error = Moments()
-        self.co_moment = 0.0  # Σ (true − mean_true)(pred − mean_pred)
-        self.sum_abs_error = 0.0
-        self.within = [0, 0, 0]  # counts of |e| ≤ 5, 10, 15 mmHg
-        self.records: dict[str, Moments] = {}
-
-    def update(self, record_id: str, true: np.ndarray, pred: np.ndarray) -> None:
-        """Add the pairs of one record (or one stretch of it); every value must be finite."""
-        true = np.asarray(true, dtype=np.float64)
-        pred = np.asarray(pred, dtype=np.float64)
-        if true.ndim != 1 or true.shape != pred.shape:
-            raise ValueError(f"record {record_id}: true {true.shape} and pred {pred.shape} differ")
-        if len(true) == 0:
-            return
-        if not (np.all(np.isfinite(true)) and np.all(np.isfinite(pred))):
-            raise InputError(f"record {record_id}: non-finite ABP value passed to the metrics")
-        self.merge(ErrorAccumulator.of_chunk(record_id, true, pred))
+    true: Moments = field(default_factory=Moments)
+    pred: Moments = field(default_factory=Moments)
+    co: float = 0.0
 
     @classmethod
-    def of_chunk(cls, record_id: str, true: np.ndarray, pred: np.ndarray) -> ErrorAccumulator:
-        """Accumulator of one non-empty chunk, moments taken around the chunk's own means."""
-        chunk = cls()
-        error = pred - true
-        chunk.true, chunk.pred, chunk.error = Moments.of(true), Moments.of(pred), Moments.of(error)
-        chunk.co_moment = float(np.sum((true - chunk.true.mean) * (pred - chunk.pred.mean)))
-        abs_error = np.abs(error)
-        chunk.sum_abs_error = float(abs_error.sum())
-        chunk.within = [int(np.count_nonzero(abs_error <= limit)) for limit in BHS_THRESHOLDS_MMHG]
-        chunk.records = {record_id: replace(chunk.error)}
-        return chunk
+    def of(cls, true: np.ndarray, pred: np.ndarray) -> PairMoments:
+        pair = cls(Moments.of(true), Moments.of(pred))
+        pair.co = float(np.sum((true - pair.true.mean) * (pred - pair.pred.mean)))
+        return pair
 
-    def merge(self, other: ErrorAccumulator) -> None:
-        """Add everything `other` has seen (records seen by both are pooled)."""
+    def merge(self, other: PairMoments) -> None:
         n = self.true.n + other.true.n
         if n > 0:
             delta_true = other.true.mean - self.true.mean
             delta_pred = other.pred.mean - self.pred.mean
-            shift = delta_true * delta_pred * self.true.n * other.true.n / n
-            self.co_moment += other.co_moment + shift
+            self.co += other.co + delta_true * delta_pred * self.true.n * other.true.n / n
         self.true.merge(other.true)
         self.pred.merge(other.pred)
+
+    def to_list(self) -> list[float]:
+        return [*self.true.to_list(), *self.pred.to_list(), self.co]
+
+    @classmethod
+    def from_list(cls, values: list[float]) -> PairMoments:
+        if len(values) != 7:
+            raise ValueError(f"pair moments need 7 numbers, got {len(values)}")
+        return cls(Moments.from_list(values[:3]), Moments.from_list(values[3:6]), float(values[6]))
+
+
+def correlation(pairs: PairMoments) -> float | None:
+    """Pearson r of the pairs; None when either side is constant beyond float rounding."""
+    if not (pairs.true.varies() and pairs.pred.varies()):
+        return None
+    return pairs.co / math.sqrt(pairs.true.m2 * pairs.pred.m2)
+
+
+def tracking(pairs: PairMoments, records: dict[str, PairMoments]) -> dict[str, float | None]:
+    """Slope and intercept of pred on true, SD ratio, r within and between records.
+
+    Within: every pair about its record's means (pooled within-record co-moment over pooled
+    within-record spreads). Between: one point per record, its mean true and mean pred.
+    """
+    out: dict[str, float | None] = dict.fromkeys(("slope", "intercept", "sd_ratio"))
+    if pairs.true.varies():
+        varies = pairs.pred.varies()  # a constant prediction: exactly 0, not rounding noise
+        slope = pairs.co / pairs.true.m2 if varies else 0.0
+        out["slope"] = slope
+        out["intercept"] = pairs.pred.mean - slope * pairs.true.mean
+        out["sd_ratio"] = math.sqrt(pairs.pred.m2 / pairs.true.m2) if varies else 0.0
+    mine = [p for p in records.values() if p.true.n > 0]
+    within = PairMoments(
+        Moments(pairs.true.n, pairs.true.mean, sum(p.true.m2 for p in mine)),
+        Moments(pairs.pred.n, pairs.pred.mean, sum(p.pred.m2 for p in mine)),
+        sum(p.co for p in mine),
+    )
+    out["r_within"] = correlation(within)
+    means = np.array([[p.true.mean, p.pred.mean] for p in mine]).reshape(-1, 2)
+    out["r_between"] = correlation(PairMoments.of(means[:, 0], means[:, 1])) if len(mine) else None
+    return out
+
+
+class ErrorAccumulator:
+    """Streams (true, pred) pairs of one level; keeps per-record moments (AAMI, tracking).
+
+    Optionally each pair carries its beat's true SBP, which sorts it into SBP_BANDS.
+    """
+
+    def __init__(self) -> None:
+        self.pairs = PairMoments()
+        self.error = Moments()
+        self.sum_abs_error = 0.0
+        self.within = [0, 0, 0]  # counts of |e| ≤ 5, 10, 15 mmHg
+        self.records: dict[str, Moments] = {}  # error moments per record
+        self.record_pairs: dict[str, PairMoments] = {}
+        self.record_abs: dict[str, float] = {}  # Σ|e| per record
+        self.band_n = [0] * len(SBP_BANDS)
+        self.band_error = [0.0] * len(SBP_BANDS)  # Σ e per band
+        self.band_abs = [0.0] * len(SBP_BANDS)  # Σ |e| per band
+
+    @property
+    def true(self) -> Moments:
+        return self.pairs.true
+
+    @property
+    def pred(self) -> Moments:
+        return self.pairs.pred
+
+    @property
+    def co_moment(self) -> float:
+        return self.pairs.co
+
+    def update(
+        self, record_id: str, true: np.ndarray, pred: np.ndarray, sbp: np.ndarray | None = None
+    ) -> None:
+        """Add the pairs of one record (or one stretch of it); every value must be finite.
+
+        `sbp`: each pair's beat's true SBP (beat levels), which puts the pair in a band.
+        """
+        true = np.asarray(true, dtype=np.float64)
+        pred = np.asarray(pred, dtype=np.float64)
+        if true.ndim != 1 or true.shape != pred.shape:
+            raise ValueError(f"record {record_id}: true {true.shape} and pred {pred.shape} differ")
+        if sbp is not None and np.shape(sbp) != true.shape:
+            raise ValueError(f"record {record_id}: {np.shape(sbp)} band SBPs for {true.shape}")
+        if len(true) == 0:
+            return
+        if not (np.all(np.isfinite(true)) and np.all(np.isfinite(pred))):
+            raise InputError(f"record {record_id}: non-finite ABP value passed to the metrics")
+        self.merge(ErrorAccumulator.of_chunk(record_id, true, pred, sbp))
+
+    @classmethod
+    def of_chunk(
+        cls, record_id: str, true: np.ndarray, pred: np.ndarray, sbp: np.ndarray | None = None
+    ) -> ErrorAccumulator:
+        """Accumulator of one non-empty chunk, moments taken around the chunk's own means."""
+        chunk = cls()
+        error = pred - true
+        chunk.pairs, chunk.error = PairMoments.of(true, pred), Moments.of(error)
+        abs_error = np.abs(error)
+        chunk.sum_abs_error = float(abs_error.sum())
+        chunk.within = [int(np.count_nonzero(abs_error <= limit)) for limit in BHS_THRESHOLDS_MMHG]
+        chunk.records = {record_id: replace(chunk.error)}
+        chunk.record_pairs = {record_id: PairMoments.of(true, pred)}
+        chunk.record_abs = {record_id: chunk.sum_abs_error}
+        if sbp is not None:
+            for band, (_, _, low, high) in enumerate(SBP_BANDS):
+                inside = (sbp >= low) & (sbp < high)
+                chunk.band_n[band] = int(np.count_nonzero(inside))
+                chunk.band_error[band] = float(error[inside].sum())
+                chunk.band_abs[band] = float(abs_error[inside].sum())
+        return chunk
+
+    def merge(self, other: ErrorAccumulator) -> None:
+        """Add everything `other` has seen (records seen by both are pooled)."""
+        self.pairs.merge(other.pairs)
         self.error.merge(other.error)
         self.sum_abs_error += other.sum_abs_error
         self.within = [a + b for a, b in zip(self.within, other.within, strict=True)]
         for record_id, moments in other.records.items():
             self.records.setdefault(record_id, Moments()).merge(moments)
+        for record_id, pair in other.record_pairs.items():
+            self.record_pairs.setdefault(record_id, PairMoments()).merge(pair)
+        for record_id, total in other.record_abs.items():
+            self.record_abs[record_id] = self.record_abs.get(record_id, 0.0) + total
+        self.band_n = [a + b for a, b in zip(self.band_n, other.band_n, strict=True)]
+        self.band_error = [a + b for a, b in zip(self.band_error, other.band_error, strict=True)]
+        self.band_abs = [a + b for a, b in zip(self.band_abs, other.band_abs, strict=True)]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready state (floats round-trip exactly through JSON)."""
@@ -225,22 +332,49 @@ class ErrorAccumulator:
             "sum_abs_error": self.sum_abs_error,
             "within": list(self.within),
             "records": {rid: m.to_list() for rid, m in self.records.items()},
+            "record_pairs": {rid: p.to_list() for rid, p in self.record_pairs.items()},
+            "record_abs": dict(self.record_abs),
+            "bands": {"n": self.band_n, "error": self.band_error, "abs": self.band_abs},
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ErrorAccumulator:
         acc = cls()
         try:
-            acc.true = Moments.from_list(d["true"])
-            acc.pred = Moments.from_list(d["pred"])
+            acc.pairs = PairMoments(
+                Moments.from_list(d["true"]), Moments.from_list(d["pred"]), float(d["co_moment"])
+            )
             acc.error = Moments.from_list(d["error"])
-            acc.co_moment = float(d["co_moment"])
             acc.sum_abs_error = float(d["sum_abs_error"])
             acc.within = [int(c) for c in d["within"]]
             acc.records = {rid: Moments.from_list(m) for rid, m in d["records"].items()}
+            acc.record_pairs = {
+                rid: PairMoments.from_list(p) for rid, p in d["record_pairs"].items()
+            }
+            acc.record_abs = {rid: float(total) for rid, total in d["record_abs"].items()}
+            bands = d["bands"]
+            acc.band_n = [int(c) for c in bands["n"]]
+            acc.band_error = [float(v) for v in bands["error"]]
+            acc.band_abs = [float(v) for v in bands["abs"]]
+            if not len(acc.band_n) == len(acc.band_error) == len(acc.band_abs) == len(SBP_BANDS):
+                raise ValueError(f"bands must hold {len(SBP_BANDS)} values each")
         except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"metrics state: malformed accumulator dict ({exc!r})") from exc
+            raise InputError(
+                f"metrics state: malformed accumulator dict ({exc!r}; metrics written before "
+                "the tracking measures must be evaluated again)"
+            ) from exc
         return acc
+
+    def band_results(self) -> dict[str, Any]:
+        """n, MAE and ME of the pairs in each true-SBP band (None where a band is empty)."""
+        out: dict[str, Any] = {}
+        for (_, key, _, _), n, error, absolute in zip(
+            SBP_BANDS, self.band_n, self.band_error, self.band_abs, strict=True
+        ):
+            out[f"n_{key}"] = n
+            out[f"mae_{key}"] = absolute / n if n else None
+            out[f"me_{key}"] = error / n if n else None
+        return out
 
     def aami_record_counts(self) -> tuple[int, int]:
         """(records meeting |ME| ≤ 5 and SD ≤ 8 on their own, records scored: n ≥ 2)."""
@@ -264,6 +398,7 @@ class ErrorAccumulator:
                 **dict.fromkeys(UNDEFINED_WHEN_EMPTY),
                 "aami_records_met": 0,
                 "aami_records": 0,
+                **self.band_results(),
             }
         me = self.error.mean
         sse = self.error.m2 + n * me * me
@@ -271,7 +406,6 @@ class ErrorAccumulator:
         mae = self.sum_abs_error / n
         sd = math.sqrt(self.error.m2 / (n - 1)) if n >= 2 else None
         within = [100.0 * count / n for count in self.within]
-        spread = self.true.m2 * self.pred.m2 if self.true.varies() and self.pred.varies() else 0.0
         records_met, records_scored = self.aami_record_counts()
         me_ok = abs(me) <= AAMI_MAX_ABS_ME_MMHG
         sd_ok = sd <= AAMI_MAX_SD_MMHG if sd is not None else None
@@ -281,7 +415,7 @@ class ErrorAccumulator:
             "mse": mse,
             "rmse": math.sqrt(mse),
             "r2": 1.0 - sse / self.true.m2 if self.true.varies() else None,
-            "pearson_r": self.co_moment / math.sqrt(spread) if spread > 0 else None,
+            "pearson_r": correlation(self.pairs),
             "me": me,
             "sd": sd,
             "bhs_within_5": within[0],
@@ -294,7 +428,16 @@ class ErrorAccumulator:
             "aami_met": me_ok and sd_ok if sd_ok is not None else None,
             "aami_records_met": records_met,
             "aami_records": records_scored,
+            **tracking(self.pairs, self.record_pairs),
+            **self.band_results(),
         }
+
+
+def floor_for(floor: dict | None, record_id: str) -> dict[str, float] | None:
+    """A beat floor's SBP, DBP and MAP for one record: its own where it has them, else overall."""
+    if not floor:
+        return None
+    return floor["records"].get(record_id, floor["overall"])
 
 
 @dataclass
@@ -306,11 +449,14 @@ class SegmentPairs:
     beats_unpredicted: int
 
 
-def segment_pairs(true: np.ndarray, pred: np.ndarray, fs: float) -> SegmentPairs:
+def segment_pairs(
+    true: np.ndarray, pred: np.ndarray, fs: float, floor: dict[str, float] | None = None
+) -> SegmentPairs:
     """Pairs of one stretch per level; NaN in `pred` marks an unpredicted sample.
 
     Unpredicted samples are left out of `point`; beats (found on `true`) that touch one are left
-    out of sbp/dbp/map. Both are counted.
+    out of sbp/dbp/map. Both are counted. With `floor` (level → constant), every complete beat's
+    predicted SBP, DBP and MAP are those constants instead of values of `pred`.
     """
     predicted = ~np.isnan(pred)
     beats = find_beats(true, fs)
@@ -318,6 +464,10 @@ def segment_pairs(true: np.ndarray, pred: np.ndarray, fs: float) -> SegmentPairs
     complete = missing_before[beats[:, 1]] == missing_before[beats[:, 0]]
     true_values = beat_values(true, beats[complete])
     pred_values = beat_values(pred, beats[complete])
+    if floor is not None:
+        pred_values = {
+            level: np.full(len(pred_values[level]), floor[level]) for level in pred_values
+        }
     levels = {"point": (true[predicted], pred[predicted])}
     levels |= {level: (true_values[level], pred_values[level]) for level in ("sbp", "dbp", "map")}
     return SegmentPairs(
@@ -338,7 +488,13 @@ class LevelMetrics:
         self.samples_unpredicted = 0
         self.beats_unpredicted = 0
 
-    def update_segment(self, record_id: str, true: np.ndarray, pred: np.ndarray) -> None:
+    def update_segment(
+        self,
+        record_id: str,
+        true: np.ndarray,
+        pred: np.ndarray,
+        floor: dict[str, float] | None = None,
+    ) -> None:
         """Score one contiguous stretch of one record; NaN in `pred` marks an unpredicted sample.
 
         Unpredicted samples are left out of `point` and counted; beats (found on `true`) that
@@ -352,11 +508,13 @@ class LevelMetrics:
             raise InputError(f"record {record_id}: true ABP segment contains non-finite values")
         if np.any(np.isinf(pred)):
             raise InputError(f"record {record_id}: prediction contains infinite values")
-        pairs = segment_pairs(true, pred, self.fs)
+        pairs = segment_pairs(true, pred, self.fs, floor)
         self.samples_unpredicted += pairs.samples_unpredicted
         self.beats_unpredicted += pairs.beats_unpredicted
-        for level in LEVELS:
-            self.levels[level].update(record_id, *pairs.levels[level])
+        self.levels["point"].update(record_id, *pairs.levels["point"])
+        sbp = pairs.levels["sbp"][0]
+        for level in BEAT_LEVELS:
+            self.levels[level].update(record_id, *pairs.levels[level], sbp)
 
     def merge(self, other: LevelMetrics) -> None:
         """Add everything `other` has seen; both must share one sampling rate."""

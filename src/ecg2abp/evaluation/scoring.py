@@ -13,15 +13,18 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ecg2abp import models
-from ecg2abp.atomic import atomic_path, write_json
+from ecg2abp.atomic import atomic_path, refuse_overwriting, write_json
 from ecg2abp.data.shards import Shard
-from ecg2abp.devices import resolve_device
+from ecg2abp.devices import log_device, resolve_device
+from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
-from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, LevelMetrics
+from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, LevelMetrics, floor_for
 from ecg2abp.folds.feed import side_ranges
 from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.folds.normalisation import NormStats
+from ecg2abp.folds.protocols import record_units, windows_path
 from ecg2abp.models.inference import inference_forward
+from ecg2abp.stages import variant_evaluate, variant_train
 from ecg2abp.training.calibration import Calibration
 from ecg2abp.training.model_file import load_model_file
 
@@ -43,13 +46,16 @@ class Predictor:
     max_batch: int | None = None  # windows per forward call at most; None: the caller's batch
 
     def __init__(self, model_path: Path, device: torch.device, meta: dict | None = None) -> None:
-        """`meta`: the model file's contents when already in memory (else read from the path)."""
         self.path = Path(model_path)
-        self.meta = load_model_file(self.path) if meta is None else meta
+        self.meta = meta or load_model_file(self.path)
         self.stats = NormStats.from_dict(self.meta["stats"])
         self.window = int(self.meta["window"])
         self.kind = self.meta["kind"]
         self.device = device
+        # naive: each beat level's own training mean (evaluation.floors), not its flat line's
+        self.beat_floor = self.meta.get("beat_floor") if self.kind == "naive" else None
+        # naive, and a record-level classical model (template) under `temporal`
+        self.record_means = self.meta.get("record_means") or {}
         if self.kind == "deep":
             self.model = models.build(
                 self.meta["model"],
@@ -67,18 +73,35 @@ class Predictor:
             self.model.to(device).eval()
             self.inference = inference_forward(self.model, self.meta["precision"])
         elif self.kind == "classical":
-            artefact = self.path.parent / self.meta["artefact"]
+            artefact = self.artefact
             if not artefact.is_file():
                 raise InputError(f"{self.path}: its fitted model {artefact} is missing")
+            bound = self.meta.get("artefact_sha256")  # absent in files from before the binding
+            if bound is not None and file_sha256(artefact) != bound:
+                raise InputError(
+                    f"{artefact}: not the fitted model {self.path} was trained with "
+                    "(its SHA-256 differs); copy both files of one training job together"
+                )
             template = models.build(self.meta["model"], window=self.window, **self.meta["options"])
             self.model = type(template).load(artefact)
+
+    @property
+    def artefact(self) -> Path | None:
+        """A classical model's fitted file (beside its model.pt); None for other kinds."""
+        return self.path.parent / self.meta["artefact"] if self.kind == "classical" else None
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file the model is read from."""
+        return [self.path] + ([self.artefact] if self.artefact else [])
 
     def predict(self, record_id: str, ecg_windows: np.ndarray, batch_size: int) -> np.ndarray:
         """ABP at the last sample of each raw ECG window [n, window], in mmHg (calibrated)."""
         n = len(ecg_windows)
+        overall = self.meta["train_abp_mean"]
+        level = self.record_means.get(record_id, overall)
         if self.kind == "naive":
-            means = self.meta.get("record_means") or {}
-            return np.full(n, means.get(record_id, self.meta["train_abp_mean"]))
+            return np.full(n, level)
         out = np.empty(n, dtype=np.float64)
         step = min(batch_size, self.max_batch or batch_size)
         try:
@@ -87,9 +110,10 @@ class Predictor:
                 out[first : first + len(x)] = self._forward(x)
         except InputError as error:  # e.g. a classical model refusing non-finite ECG
             raise InputError(f"record {record_id}: {error}") from None
-        prediction = Calibration.of(self.meta).apply(
+        calibrated = Calibration.of(self.meta).apply(
             out * self.stats.abp_scale + self.stats.abp_center
         )
+        prediction = calibrated + (level - overall)
         if not np.all(np.isfinite(prediction)):
             bad = int(np.count_nonzero(~np.isfinite(prediction)))
             raise InputError(
@@ -204,7 +228,8 @@ def _score_records(
             ends = starts + fold.window - 1
             full[ends] = prediction
             writer.add(piece.record_id, piece.source_start + ends, true[ends], prediction)
-        metrics.update_segment(piece.record_id, true, full)
+        floor = floor_for(predictor.beat_floor, piece.record_id)
+        metrics.update_segment(piece.record_id, true, full, floor)
     return metrics, len(records)
 
 
@@ -232,6 +257,34 @@ def _score_sampled_windows(
     return point, len(records)
 
 
+def beats_not_scored(stride: int) -> dict:
+    """SBP/DBP/MAP marked as not scored when `stride` > 1: a beat's extremes need every sample
+    predicted, so strided evaluation scores points only (and says so)."""
+    if stride == 1:
+        return {}
+    why = f"evaluate.stride {stride} predicts one sample in {stride}; beats need every sample"
+    log.warning("%s: SBP, DBP and MAP are not scored", why)
+    return {level: {"applies": False, "why": why} for level in LEVELS[1:]}
+
+
+def refuse_other_model(predictor: Predictor, config: dict, variant: str | None) -> None:
+    """Refuse a model trained for another window than the config's, or for another variant."""
+    meta, path = predictor.meta, predictor.path
+    if predictor.window != config["window"]:
+        raise InputError(
+            f"{path}: trained for window {predictor.window}, the config has window "
+            f"{config['window']}"
+        )
+    if variant is None:
+        return
+    declared = config["variants"].get(variant, {}).get("model", variant)
+    if meta["variant"] != variant or meta["model"] != declared:
+        raise InputError(
+            f"{path}: holds variant {meta['variant']} (model {meta['model']}), "
+            f"scored as variant {variant} (model {declared})"
+        )
+
+
 def evaluate_variant(
     model_path: Path,
     split_path: Path,
@@ -239,17 +292,35 @@ def evaluate_variant(
     fold_index: int,
     out_dir: Path,
     config: dict,
+    variant: str | None = None,
 ) -> dict:
-    """Predict every test window of the fold; write predictions.parquet and metrics.json."""
+    """Predict every test window of the fold; write predictions.parquet and metrics.json.
+
+    `variant`, when given, is the variant the model is scored as: a model of another is refused.
+    """
     torch.set_num_threads(config["threads"])
-    device = resolve_device(config["train"]["device"])
-    predictor = Predictor(model_path, device)
+    meta = load_model_file(Path(model_path))
+    own = variant or meta["variant"]  # its own settings, where `variants.NAME` gives some
+    device_setting = variant_train(config, own)["device"]
+    device = resolve_device(device_setting)
+    predictor = Predictor(model_path, device, meta)
+    out_dir = Path(out_dir)
+    refuse_overwriting(
+        [out_dir / "predictions.parquet", out_dir / "metrics.json"],
+        [*predictor.files, split_path, windows_path(Path(split_path)), *shard_paths],
+    )
+    refuse_other_model(predictor, config, variant)
     fold = load_fold(
         split_path, shard_paths, fold_index, normalisation=config["normalisation"], mapped=True
     )
     if fold.window != predictor.window:
         raise InputError(
             f"{model_path}: trained for window {predictor.window}, split has {fold.window}"
+        )
+    if not predictor.meta["data_fingerprint"]:
+        raise InputError(
+            f"{model_path}: bound to no data (imported without --split and --fold); "
+            "import it again with them to score it"
         )
     if predictor.meta["fold"] != fold_index:
         raise InputError(
@@ -260,9 +331,10 @@ def evaluate_variant(
             f"{model_path}: trained on other data than {split_path} and the shards given "
             "(data fingerprints differ)"
         )
-    stride = config["evaluate"]["stride"]
-    batch = config["evaluate"]["batch_size"]
-    out_dir = Path(out_dir)
+    log_device(device, device_setting)
+    settings = variant_evaluate(config, own)
+    stride, batch = settings["stride"], settings["batch_size"]
+    unit, units = record_units(fold.document, sorted({r[0] for r in fold.side("test")}))
     started = time.perf_counter()
     writer = PredictionWriter(out_dir / "predictions.parquet")
     ok = False
@@ -277,7 +349,7 @@ def evaluate_variant(
             state = {"point": point.to_dict()}
         else:
             metrics, n_records = _score_records(fold, predictor, writer, stride, batch)
-            levels = metrics.result()
+            levels = metrics.result() | beats_not_scored(stride)
             state = metrics.to_dict()
         ok = True
     finally:
@@ -287,14 +359,19 @@ def evaluate_variant(
         "model": predictor.meta["model"],
         "kind": predictor.kind,
         "fold": fold_index,
+        "seed": predictor.meta.get("seed"),
         "protocol": fold.protocol,
-        "leaky": fold.leaky,
+        # the split's protocol leaks, or the model itself saw test records (an original import)
+        "leaky": fold.leaky or bool(predictor.meta["leaky"]),
         "window": fold.window,
         "stride": stride,
         "test_records": n_records,
         "seconds": round(time.perf_counter() - started, 3),
         "levels": levels,
         "state": state,
+        "beat_floor": predictor.beat_floor,
+        "resampling_unit": unit,
+        "units": units,
     }
     write_json(out_dir / "metrics.json", result)
     point_result = levels["point"]

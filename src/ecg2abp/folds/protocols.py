@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import random_split
 
-from ecg2abp.atomic import atomic_path, write_json
+from ecg2abp.atomic import atomic_path, refuse_overwriting, write_json
 from ecg2abp.data.shards import Shard, lengths_from_segments, open_shard
 from ecg2abp.errors import InputError
 
@@ -148,20 +148,56 @@ def _group_folds(
     return result
 
 
-def record_folds(infos: list[RecordInfo], split: dict) -> list[dict]:
-    """k-fold over contiguous blocks of records (adjacent records may share a patient)."""
+def record_blocks(infos: list[RecordInfo], block_size: int) -> list[list[int]]:
+    """Runs of up to `block_size` adjacent records of one part (adjacent may share a patient)."""
     units: list[list[int]] = []
     for position, info in enumerate(infos):
         same_block = (
-            units
-            and infos[units[-1][0]].shard == info.shard
-            and len(units[-1]) < split["block_size"]
+            units and infos[units[-1][0]].shard == info.shard and len(units[-1]) < block_size
         )
         if same_block:
             units[-1].append(position)
         else:
             units.append([position])
-    return _group_folds(units, infos, split, "blocks of records")
+    return units
+
+
+def record_folds(infos: list[RecordInfo], split: dict) -> list[dict]:
+    """k-fold over contiguous blocks of records (adjacent records may share a patient)."""
+    return _group_folds(
+        record_blocks(infos, split["block_size"]), infos, split, "blocks of records"
+    )
+
+
+def resampling_units(infos: list[RecordInfo], split: dict) -> dict:
+    """What a bootstrap over test records resamples whole: {"unit": what, "of": record → unit}.
+
+    `part`: the part file. Every other protocol: the record protocol's blocks of adjacent
+    records (identical records joined), since adjacent records may share a patient whatever
+    the split; a unit is named by its first record.
+    """
+    if split["protocol"] == "part":
+        units = [
+            [p for p, info in enumerate(infos) if info.shard == s]
+            for s in sorted({info.shard for info in infos})
+        ]
+        what = "part file"
+    else:
+        units = _merge_identical(record_blocks(infos, split["block_size"]), infos)
+        what = f"block of up to {split['block_size']} adjacent records of a part"
+    names = {}
+    for members in units:
+        first = infos[min(members)].record_id
+        names |= {infos[m].record_id: first for m in members}
+    return {"unit": what, "of": names}
+
+
+def record_units(document: dict, record_ids) -> tuple[str, dict[str, str]]:
+    """The resampling unit's description and each record's unit (the record itself if unnamed)."""
+    resampling = document.get("resampling_units")
+    if not resampling:
+        return "record (the split file names no units)", {r: r for r in record_ids}
+    return resampling["unit"], {r: resampling["of"].get(r, r) for r in record_ids}
 
 
 def part_folds(infos: list[RecordInfo], split: dict) -> list[dict]:
@@ -339,6 +375,7 @@ def make_splits(shard_paths: Sequence[Path], split: dict, window: int) -> tuple[
         "shards": [shard.name for shard in shards],
         "fingerprints": [shard.fingerprint for shard in shards],
         "folds": folds,
+        "resampling_units": resampling_units(infos, split),
     }
     if protocol == "paper":
         document["seed"], document["paper_draw"] = draw["seed"], draw
@@ -359,8 +396,7 @@ def windows_path(split_path: Path) -> Path:
 
 def split_to_file(shard_paths: Sequence[Path], out: Path, config: dict) -> dict:
     """Make the configured protocol's folds from the shards and write them to `out`."""
-    if Path(out).resolve() in {Path(p).resolve() for p in shard_paths}:
-        raise InputError(f"{out}: the split file would overwrite a shard")
+    refuse_overwriting([out, windows_path(Path(out))], shard_paths)
     document, windows = make_splits(shard_paths, config["split"], config["window"])
     write_splits(out, document, windows)
     return {"protocol": document["protocol"], "n_folds": document["n_folds"]}

@@ -81,6 +81,12 @@ REGISTRY: dict[str, ModelSpec] = {
             "ecg2abp.models.knn:build_knn",
         ),
         ModelSpec(
+            "template",
+            "classical",
+            "floor: the mean training ABP beat against time since the window's last R peak",
+            "ecg2abp.models.classical:build_template",
+        ),
+        ModelSpec(
             "gbm",
             "classical",
             "baseline: histogram gradient boosting on the window plus R-peak timing features",

@@ -1,7 +1,7 @@
-"""Classical baselines on ECG windows: ridge regression and histogram gradient boosting.
+"""Classical baselines on ECG windows: ridge, histogram gradient boosting and the beat template.
 
-Both save to files that load without executing code: ridge as plain `.npz` arrays, gbm through
-`skops.io` with an explicit list of trusted types (never pickle).
+All save to files that load without executing code: ridge and template as plain `.npz` arrays,
+gbm through `skops.io` with an explicit list of trusted types (never pickle).
 """
 
 import math
@@ -19,6 +19,7 @@ from ecg2abp.errors import InputError
 
 RIDGE_FORMAT = "ecg2abp-ridge-1"
 GBM_FORMAT = "ecg2abp-gbm-1"
+TEMPLATE_FORMAT = "ecg2abp-template-1"
 # Types outside skops' defaults that a fitted HistGradientBoostingRegressor needs, and no more.
 GBM_TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 R_PEAK_THRESHOLD = 0.6  # a local maximum above min + 0.6 × (max − min) of its window is an R peak
@@ -159,6 +160,68 @@ class RidgeWindowModel:
         return model
 
 
+class TemplateBeatModel:
+    """The mean training ABP beat against the time since the window's last R peak (a floor).
+
+    Bin k (k samples since the last R peak found by `last_r_peak`, only the window's own
+    samples) predicts the mean target of the training windows in that bin; the last bin holds
+    the windows without a peak, and a bin no training window fell in predicts the mean of all.
+    It draws an average beat at the training-mean level and knows nothing of pressure.
+    """
+
+    kind = "classical"
+    name = "template"
+    every_window = False
+    record_level = True  # under `temporal`, shifted to each record's own training mean
+
+    def __init__(self, window: int):
+        self.window = window
+        self.beat: np.ndarray | None = None  # [window + 1]: bins 0..window-1, then "no peak"
+        self.counts: np.ndarray | None = None
+
+    def bins(self, x: np.ndarray) -> np.ndarray:
+        since, _ = last_r_peak(as_windows(x, self.window, self.name))
+        return np.where(np.isnan(since), self.window, np.nan_to_num(since)).astype(np.int64)
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Self:
+        bins = self.bins(x)
+        y = as_targets(y, len(bins), self.name)
+        counts = np.bincount(bins, minlength=self.window + 1)
+        sums = np.bincount(bins, weights=y, minlength=self.window + 1)
+        self.beat = np.where(counts > 0, sums / np.maximum(counts, 1), y.mean())
+        self.counts = counts
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        if self.beat is None:
+            raise not_fitted(self.name)
+        return self.beat[self.bins(x)]
+
+    def save(self, path: Path) -> None:
+        if self.beat is None or self.counts is None:
+            raise not_fitted(self.name)
+        arrays = {
+            "format": np.array(TEMPLATE_FORMAT),
+            "window": np.array(self.window),
+            "beat": self.beat,
+            "counts": self.counts,
+        }
+        save_arrays(path, arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        saved = load_arrays(path, TEMPLATE_FORMAT, "template")
+        try:
+            window, beat, counts = int(saved["window"]), saved["beat"], saved["counts"]
+        except UNREADABLE as error:
+            raise InputError(f"{path}: not a template model file ({one_line(error)})") from None
+        if beat.shape != (window + 1,) or counts.shape != beat.shape or not np.isfinite(beat).all():
+            raise InputError(f"{path}: template beat is malformed or not finite")
+        model = cls(window)
+        model.beat, model.counts = beat.astype(np.float64), counts.astype(np.int64)
+        return model
+
+
 class GBMWindowModel:
     """Histogram gradient boosting on the window plus R-peak timing and summary features."""
 
@@ -240,6 +303,12 @@ def build_ridge(*, window: int = 88, width: float = 1.0, alpha: float = 1.0) -> 
     if not isinstance(alpha, int | float) or not math.isfinite(alpha) or alpha < 0:
         raise InputError(f"model ridge: alpha must be a finite number ≥ 0, got {alpha!r}")
     return RidgeWindowModel(window, float(alpha))
+
+
+def build_template(*, window: int = 88, width: float = 1.0) -> TemplateBeatModel:
+    """The mean-beat floor; `width` is accepted for the common interface and ignored."""
+    check_integer("template", "window", window, 3)  # an R peak needs neighbours on both sides
+    return TemplateBeatModel(window)
 
 
 def build_gbm(

@@ -14,9 +14,9 @@ Two searches, chosen by the `index` option (`auto`: exact below IVF_FROM trainin
 - `ivf`: faiss's inverted file. k-means on a sample cuts the training windows into 2·√n cells;
   a query is compared with the windows of its `nprobe` nearest cells only. Over paper-style
   windows it found the exact nearest window for every sampled query, about 30× faster than
-  exact search (`ecg2abp bench knn`; the README gives the figures). An inverted file rather than a
-  graph (HNSW, not measured): its build is a few k-means iterations on a sample and one
-  assignment pass, and its state is two plain arrays (centroids, the cell of each window)
+  exact search (`ecg2abp bench knn`; docs/performance.md gives the figures). An inverted file
+  rather than a graph (HNSW, not measured): its build is a few k-means iterations on a sample
+  and one assignment pass, and its state is two plain arrays (centroids, the cell of each window)
   that save with the rest and rebuild the same index at load, with no faiss binary to parse.
 """
 

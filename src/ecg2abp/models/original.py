@@ -5,6 +5,10 @@ The original names its modules after the nodes (`conv{i}_{j}`), the attention bl
 upsamplers (`x{i}_{j}_up` or `x{i}_{j}_up_{k}`, deepest source first) and the heads
 (`final1` … `final4`); shapes match this project's `msca_cssc_unet` one to one. Its fixed
 positional tables (`….pe.pe`) are not weights: they are checked against ours, not loaded.
+
+Imported against a fold of a split (`bind_to_fold`), the model file is bound to that fold's
+data as a trained one is: its data fingerprint, fold number and training ABP mean (the naive
+floor) come from the fold, so `evaluate` and `external` score it, floor included.
 """
 
 import hashlib
@@ -20,6 +24,7 @@ from ecg2abp.atomic import atomic_path
 from ecg2abp.data.cleaning import CleaningSettings
 from ecg2abp.data.shards import open_shard
 from ecg2abp.errors import InputError
+from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.folds.normalisation import NormStats, compute_stats
 from ecg2abp.models.unetpp import PAPER_WIDTHS, UNetPlusPlus
 from ecg2abp.training.jobs import FORMAT_VERSION, git_commit
@@ -121,10 +126,34 @@ def stats_from_shards(shard_paths: Sequence[Path]) -> NormStats:
     return compute_stats(shards, starts, WINDOW, "minmax_all", abp="none")
 
 
+def original_fold(split: Path, shard_paths: Sequence[Path], fold: int) -> FoldData:
+    """A fold of a split with the original's statistics (ECG min-max over every shard)."""
+    data = load_fold(split, shard_paths, fold, normalisation="minmax_all", abp="none", mapped=True)
+    if data.window != WINDOW:
+        raise InputError(f"{split}: made for window {data.window}; the original reads {WINDOW}")
+    return data
+
+
+def bind_to_fold(fold: FoldData) -> dict:
+    """What binds an imported model to a fold's data: the model-file keys `evaluate` checks and
+    the training ABP mean `external`'s floor predicts."""
+    return {
+        "fold": fold.fold,
+        "train_abp_mean": float(fold.targets("train").mean()),
+        "data_fingerprint": fold.fingerprint,
+    }
+
+
 def import_original(
-    checkpoint: Path, out: Path, stats: NormStats, *, variant: str = "msca_cssc_unet"
+    checkpoint: Path,
+    out: Path,
+    stats: NormStats,
+    *,
+    fold: FoldData | None = None,
+    variant: str = "msca_cssc_unet",
 ) -> dict:
-    """Write a model file `evaluate` and `predict` use, from a checkpoint of the original code."""
+    """Write a model file `evaluate` and `predict` use, from a checkpoint of the original code;
+    bound to `fold`'s data when given (else `evaluate` refuses it and `external` has no floor)."""
     original = load_original(checkpoint)
     width = _width(original)
     model = models.build("msca_cssc_unet", window=WINDOW, width=width)
@@ -151,7 +180,9 @@ def import_original(
         "leaky": True,
         "fold": 0,
         "train_abp_mean": float("nan"),
-        "data_fingerprint": hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest(),
+        "data_fingerprint": "",  # bound to no data
+        **(bind_to_fold(fold) if fold is not None else {}),
+        "checkpoint_sha256": hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest(),
         "config_fingerprint": "",
         "git_commit": git_commit(),
         "best_epoch": -1,
@@ -161,4 +192,5 @@ def import_original(
     }
     with atomic_path(Path(out)) as tmp:
         torch.save(meta, tmp)
-    return {"model": str(out), "width": width, "tensors": len(original)}
+    bound = None if fold is None else fold.fold
+    return {"model": str(out), "width": width, "tensors": len(original), "fold": bound}

@@ -1,119 +1,65 @@
-"""Paired comparison of variants on the same test records, with bootstrap intervals over records.
-
-Samples of one record are not independent, so intervals resample records, never samples.
-diff = variant − against (MAE, mmHg): negative means the variant errs less; a variant "wins" a
-record where its MAE there is lower.
-"""
+"""Paired comparison of variants on the same test records: every variant against the reference
+variant and the floors (naive, template), with bootstrap intervals over the split's resampling
+units and, where several ran, over seeds (each seed paired with the same seed; see
+evaluation.verdicts)."""
 
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ecg2abp.atomic import atomic_path
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS
+from ecg2abp.evaluation.verdicts import FLOORS, paired_difference, record_table
 from ecg2abp.report.streaming import VariantStream
 from ecg2abp.report.tables import write_html, write_markdown
 
-NAIVE = "naive"
 COLUMNS = (
     "variant",
     "against",
     "level",
     "n_records",
+    "n_units",
+    "unit",
     "diff_mean",
     "ci_low",
     "ci_high",
     "win_share",
 )
-DRAWS_PER_CHUNK = 1 << 22  # resampled values held at once
-
-
-def bootstrap_ratio_ci(
-    numerator: np.ndarray, denominator: np.ndarray, samples: int, seed: int, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile interval of Σ numerator / Σ denominator over records drawn with replacement."""
-    numerator = np.asarray(numerator, np.float64)
-    denominator = np.asarray(denominator, np.float64)
-    n = len(numerator)
-    if n == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    stats = np.empty(samples)
-    chunk = max(1, DRAWS_PER_CHUNK // n)
-    for first in range(0, samples, chunk):
-        count = min(chunk, samples - first)
-        drawn = rng.integers(0, n, size=(count, n))
-        stats[first : first + count] = numerator[drawn].sum(1) / denominator[drawn].sum(1)
-    tail = (1.0 - level) / 2
-    low, high = np.quantile(stats, [tail, 1.0 - tail])
-    return float(low), float(high)
-
-
-def bootstrap_mean_ci(
-    values: np.ndarray, samples: int, seed: int, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile interval of the mean of `values` (one per record), records resampled."""
-    values = np.asarray(values, np.float64)
-    return bootstrap_ratio_ci(values, np.ones_like(values), samples, seed, level)
 
 
 def record_mae(stream: VariantStream, level: str) -> pd.DataFrame:
-    """Per-record n and MAE of one level (records with nothing scored there left out)."""
+    """Per (seed, record): n, MAE and resampling unit of one level (nothing scored: left out)."""
     index = LEVELS.index(level)
-    records = sorted(stream.record_n)
-    n = np.array([stream.record_n[r][index] for r in records], np.int64)
-    total = np.array([stream.record_abs[r][index] for r in records], np.float64)
-    keep = n > 0
-    frame = pd.DataFrame({"n": n[keep], "sum_abs": total[keep]}, index=np.array(records)[keep])
-    frame["mae"] = frame["sum_abs"] / frame["n"]
-    return frame
+    n = {key: int(values[index]) for key, values in stream.record_n.items()}
+    total = {key: float(values[index]) for key, values in stream.record_abs.items()}
+    return record_table(n, total, stream.record_units)
 
 
 def paired(
     variant: VariantStream, against: VariantStream, level: str, samples: int, seed: int
 ) -> dict:
     """One row of the comparison table."""
-    mine, theirs = record_mae(variant, level), record_mae(against, level)
-    if set(mine.index) != set(theirs.index):
-        odd = sorted(set(mine.index) ^ set(theirs.index))[0]
-        raise InputError(
-            f"{variant.variant} vs {against.variant}: record {odd} scored at level {level} "
-            "by only one of them (not the same test data)"
-        )
-    theirs = theirs.loc[mine.index]
-    unequal = mine.index[mine["n"].to_numpy() != theirs["n"].to_numpy()]
-    if len(unequal):
-        raise InputError(
-            f"{variant.variant} vs {against.variant}: record {unequal[0]} has different "
-            f"numbers of {level} values (not the same test samples)"
-        )
-    diff = mine["mae"].to_numpy() - theirs["mae"].to_numpy()
-    low, high = bootstrap_mean_ci(diff, samples, seed) if len(diff) else (np.nan, np.nan)
-    return {
-        "variant": variant.variant,
-        "against": against.variant,
-        "level": level,
-        "n_records": len(diff),
-        "diff_mean": float(diff.mean()) if len(diff) else np.nan,
-        "ci_low": low,
-        "ci_high": high,
-        "win_share": float(np.mean(diff < 0)) if len(diff) else np.nan,
-    }
+    what = f"{variant.variant} vs {against.variant} at level {level}"
+    row = paired_difference(
+        record_mae(variant, level), record_mae(against, level), what, samples, seed
+    )
+    unit = variant.resampling_unit or "record"
+    names = {"variant": variant.variant, "against": against.variant, "level": level, "unit": unit}
+    return names | row
 
 
 def compare_variants(
     streams: Sequence[VariantStream], reference: str, samples: int, seed: int
 ) -> pd.DataFrame:
-    """Every variant but naive against the reference (when it ran) and naive, level by level."""
+    """Every variant but naive against the reference and the floors that ran, level by level."""
     by_name = {s.variant: s for s in streams}
-    if NAIVE not in by_name:
+    if FLOORS[0] not in by_name:
         raise InputError("comparison: the naive floor's predictions are missing")
-    targets = [name for name in (reference, NAIVE) if name in by_name]
+    targets = [name for name in (reference, *FLOORS) if name in by_name]
     rows = []
-    for name in sorted(set(by_name) - {NAIVE}):
+    for name in sorted(set(by_name) - {FLOORS[0]}):
         for against in targets:
             if name == against:
                 continue
@@ -141,6 +87,7 @@ def comparison_display(table: pd.DataFrame) -> pd.DataFrame:
             "against": table["against"],
             "level": table["level"],
             "records": table["n_records"],
+            "units": table["n_units"],
             "Δ MAE (95 % CI)": [
                 f"{r.diff_mean:+.2f} ({r.ci_low:+.2f} to {r.ci_high:+.2f})"
                 for r in table.itertuples()
@@ -151,15 +98,23 @@ def comparison_display(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def comparison_notes(reference: str, ran_reference: bool, samples: int) -> list[str]:
+def comparison_notes(reference: str, ran: set[str], samples: int, units: set[str]) -> list[str]:
+    what = " / ".join(sorted(units)) or "record"
     notes = [
         "Δ MAE = variant − against: mean over records of the per-record MAE difference on the "
         "same test samples (mmHg; negative: the variant errs less). Interval: percentile "
-        f"bootstrap, {samples} resamplings of records. wins: share of records where the "
-        "variant's MAE is lower."
+        f"bootstrap, {samples} resamplings of whole resampling units ({what}; units: how many), "
+        "never of single records, and of seeds where several ran (each seed paired with the "
+        "same seed). wins: share of records (× seeds) where the variant's MAE is lower. "
+        "A lead is stated only where the interval excludes 0.",
+        "Floors: naive predicts the training mean ABP, and at the beat levels the training "
+        "beats' mean SBP, DBP and MAP; template draws the mean training beat against the time "
+        "since the window's last R peak. Both from training data only (per record under "
+        "temporal).",
     ]
-    if not ran_reference:
-        notes.append(f"Reference variant {reference} was not run: compared with naive only.")
+    missing = [name for name in (reference, *FLOORS) if name not in ran]
+    if missing:
+        notes.append(f"Not run, so not compared against: {', '.join(missing)}.")
     return notes
 
 
@@ -173,7 +128,9 @@ def write_comparison(
     """comparison.parquet, .md and .html from the variants' stream files."""
     streams = [VariantStream.load(Path(p)) for p in stream_files]
     table = compare_variants(streams, reference, samples, seed)
-    notes = comparison_notes(reference, any(s.variant == reference for s in streams), samples)
+    ran = {s.variant for s in streams}
+    units = {s.resampling_unit for s in streams if s.resampling_unit}
+    notes = comparison_notes(reference, ran, samples, units)
     with atomic_path(outputs["table"]) as tmp:
         table.to_parquet(tmp, index=False)
     display = comparison_display(table)

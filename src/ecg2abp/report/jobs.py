@@ -11,7 +11,12 @@ from ecg2abp.atomic import atomic_path
 from ecg2abp.errors import InputError
 from ecg2abp.report import cleaning, plots, saliency
 from ecg2abp.report.streaming import VariantStream, stream_variant
-from ecg2abp.report.tables import write_html, write_markdown, write_text_html
+from ecg2abp.report.tables import (
+    write_html,
+    write_markdown,
+    write_markdown_html,
+    write_text_html,
+)
 
 VARIANT_PLOTS = {
     "bland_altman": plots.bland_altman,
@@ -99,6 +104,6 @@ def write_saliency(
 def write_pages(summary: Path, config: dict, outputs: dict[str, Path]) -> None:
     """summary.md (all folds merged) and the configuration (defaults filled in) as report pages."""
     text = Path(summary).read_text()
-    write_text_html(text, Path(outputs["summary"]), "Metrics, all folds merged")
+    write_markdown_html(text, Path(outputs["summary"]), "Metrics, all folds merged")
     configuration = yaml.safe_dump(config, sort_keys=False)
     write_text_html(configuration, Path(outputs["config"]), "Configuration (defaults filled in)")

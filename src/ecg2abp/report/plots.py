@@ -13,14 +13,14 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from ecg2abp.atomic import atomic_path
-from ecg2abp.evaluation.metrics import BHS_THRESHOLDS_MMHG, LEVELS
+from ecg2abp.evaluation.metrics import BHS_THRESHOLDS_MMHG, LEVELS, SBP_BANDS
 from ecg2abp.evaluation.pooling import ALL_FOLDS
-from ecg2abp.report.comparison import bootstrap_ratio_ci, record_mae
+from ecg2abp.evaluation.verdicts import bootstrap_ratio_ci
+from ecg2abp.report.comparison import record_mae
 from ecg2abp.report.streaming import (
     ABS_EDGES,
     BP_EDGES,
     DIFF_EDGES,
-    SBP_BANDS,
     LevelStream,
     VariantStream,
 )
@@ -68,6 +68,10 @@ def _no_data(ax, why: str) -> None:
     ax.set_axis_off()
 
 
+LABEL_BAND = 0.25  # share of the y range added above the data for the Bland–Altman labels
+LABEL_PLACES = ((0.02, 0.98, "left"), (0.98, 0.98, "right"), (0.98, 0.9, "right"))  # axes x, y
+
+
 def bland_altman(stream: VariantStream) -> tuple[Figure, dict]:
     """Difference against mean per level, 2-D histogram, ME and ME ± 1.96 SD lines labelled."""
     levels = _scored(stream)
@@ -80,13 +84,22 @@ def bland_altman(stream: VariantStream) -> tuple[Figure, dict]:
         _density(ax, hist, BP_EDGES, DIFF_EDGES, figure)
         xlim, ylim = _occupied(hist, BP_EDGES, DIFF_EDGES)
         lines = {"ME": me, "+1.96 SD": me + LIMITS_SD * sd, "−1.96 SD": me - LIMITS_SD * sd}
-        for label, value in lines.items():
-            ax.axhline(value, color="k" if label == "ME" else "tab:red", lw=1, ls="-")
-            ax.text(xlim[1], value, f"{label}: {value:.2f}", ha="right", va="bottom", fontsize=8)
-        ax.set(
-            xlim=xlim,
-            ylim=(min(ylim[0], lines["−1.96 SD"] - 5), max(ylim[1], lines["+1.96 SD"] + 5)),
-        )
+        low, high = min(ylim[0], lines["−1.96 SD"] - 5), max(ylim[1], lines["+1.96 SD"] + 5)
+        # The labels sit in a band above every bin and line, so they never cover data.
+        ax.set(xlim=xlim, ylim=(low, high + LABEL_BAND * (high - low)))
+        for (label, value), (x, y, align) in zip(lines.items(), LABEL_PLACES, strict=True):
+            colour = "k" if label == "ME" else "tab:red"
+            ax.axhline(value, color=colour, lw=1, ls="-")
+            ax.text(
+                x,
+                y,
+                f"{label}: {value:.2f}",
+                transform=ax.transAxes,
+                ha=align,
+                va="top",
+                fontsize=7,
+                color=colour,
+            )
         ax.set_title(f"{level}: n = {result['n']}, SD = {sd:.2f} mmHg", fontsize=9)
         ax.set_xlabel("(true + predicted) / 2 (mmHg)")
         ax.set_ylabel("predicted − true (mmHg)")
@@ -103,10 +116,11 @@ def bland_altman(stream: VariantStream) -> tuple[Figure, dict]:
 
 
 def _fit(level: LevelStream) -> tuple[float, float]:
-    """Least-squares line pred = slope · true + intercept, from the accumulated moments."""
-    metrics = level.metrics
-    slope = metrics.co_moment / metrics.true.m2 if metrics.true.m2 > 0 else 0.0
-    return slope, metrics.pred.mean - slope * metrics.true.mean
+    """Least-squares line pred = slope · true + intercept (flat at the mean if true is constant)."""
+    result = level.metrics.result()
+    if result["slope"] is None:
+        return 0.0, level.metrics.pred.mean
+    return result["slope"], result["intercept"]
 
 
 def predicted_vs_true(stream: VariantStream) -> tuple[Figure, dict]:
@@ -165,34 +179,45 @@ def error_cdf(stream: VariantStream) -> tuple[Figure, dict]:
 
 
 def error_by_band(stream: VariantStream) -> tuple[Figure, dict]:
-    """MAE per beat level in true-SBP bands (hypotension, normal, hypertension), with counts."""
-    figure = Figure(figsize=(6.5, 4.0), layout="constrained")
-    ax = figure.add_subplot()
+    """MAE and signed ME per beat level in true-SBP bands (hypotension, normal, hypertension)."""
+    figure = Figure(figsize=(10.0, 4.0), layout="constrained")
+    mae_ax, me_ax = figure.subplots(1, 2)
     levels = [level for level in _scored(stream) if level != "point"]
     numbers = {}
     width = 0.8 / max(1, len(levels))
     for offset, level in enumerate(levels):
-        stream_level = stream.levels[level]
-        n = stream_level.band_n
-        mae = np.divide(stream_level.band_abs, n, out=np.full(len(n), np.nan), where=n > 0)
+        bands = stream.levels[level].metrics.band_results()
         x = np.arange(len(SBP_BANDS)) + offset * width
-        ax.bar(x, np.nan_to_num(mae), width, label=level)
-        for xi, value, count in zip(x, mae, n, strict=True):
-            text = "–" if count == 0 else f"{value:.1f}\nn={count}"
-            ax.text(xi, np.nan_to_num(value), text, ha="center", va="bottom", fontsize=7)
+        n = [bands[f"n_{key}"] for _, key, _, _ in SBP_BANDS]
+        for ax, measure in ((mae_ax, "mae"), (me_ax, "me")):
+            values = np.array(
+                [
+                    np.nan if bands[f"{measure}_{key}"] is None else bands[f"{measure}_{key}"]
+                    for _, key, _, _ in SBP_BANDS
+                ]
+            )
+            ax.bar(x, np.nan_to_num(values), width, label=level)
+            for xi, value, count in zip(x, values, n, strict=True):
+                text = "–" if count == 0 else f"{value:+.1f}" if measure == "me" else f"{value:.1f}"
+                va = "top" if measure == "me" and value < 0 else "bottom"
+                ax.text(
+                    xi, np.nan_to_num(value), f"{text}\nn={count}", ha="center", va=va, fontsize=7
+                )
         numbers[level] = {
-            name: {"n": int(count), "mae": float(value)}
-            for (name, _, _), count, value in zip(SBP_BANDS, n, mae, strict=True)
+            name: {"n": bands[f"n_{key}"], "mae": bands[f"mae_{key}"], "me": bands[f"me_{key}"]}
+            for name, key, _, _ in SBP_BANDS
         }
-    if not levels:
-        _no_data(ax, "no beats scored (bands are defined on each beat's true SBP)")
-    else:
+    for ax, label in ((mae_ax, "MAE (mmHg)"), (me_ax, "ME, predicted − true (mmHg)")):
+        if not levels:
+            _no_data(ax, "no beats scored (bands are defined on each beat's true SBP)")
+            continue
         ax.set_xticks(np.arange(len(SBP_BANDS)) + width * (len(levels) - 1) / 2)
-        ax.set_xticklabels([name for name, _, _ in SBP_BANDS])
-        ax.set_ylabel("MAE (mmHg)")
+        ax.set_xticklabels([name for name, _, _, _ in SBP_BANDS])
+        ax.set_ylabel(label)
         ax.legend(fontsize=8)
-        ax.margins(y=0.2)
-    ax.set_title(f"{stream.variant}: error by true-SBP band of the beat, all folds")
+        ax.margins(y=0.25)
+    me_ax.axhline(0.0, color="k", lw=0.8)
+    figure.suptitle(f"{stream.variant}: error by true-SBP band of the beat, all folds")
     return figure, numbers
 
 
@@ -235,8 +260,8 @@ def mae_across_variants(
             if pooled.empty:
                 continue
             mae = float(pooled.iloc[0])
-            frame = record_mae(by_name[variant], level)
-            low, high = bootstrap_ratio_ci(frame["sum_abs"], frame["n"], samples, seed)
+            units = record_mae(by_name[variant], level).groupby("unit")[["sum_abs", "n"]].sum()
+            low, high = bootstrap_ratio_ci(units["sum_abs"], units["n"], samples, seed)
             ax.bar(x, mae, color="lightsteelblue")
             ax.errorbar(x, mae, yerr=[[mae - low], [high - mae]], color="k", capsize=4)
             ax.plot(np.full(len(per_fold), x + 0.25), per_fold, "o", color="tab:orange", ms=3)
@@ -248,7 +273,9 @@ def mae_across_variants(
         ax.set_xticks(range(len(variants)))
         ax.set_xticklabels(variants, rotation=30, ha="right", fontsize=8)
         ax.set(ylabel="MAE (mmHg)", title=level)
-    figure.suptitle("MAE, all folds: bar = pooled, bar line = 95 % CI over records, dots = folds")
+    figure.suptitle(
+        "MAE, all folds: bar = pooled, bar line = 95 % CI over resampling units, dots = folds"
+    )
     return figure, numbers
 
 

@@ -17,20 +17,16 @@ import pyarrow.parquet as pq
 from ecg2abp.atomic import atomic_path
 from ecg2abp.data.shards import Shard
 from ecg2abp.errors import InputError
-from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, segment_pairs
+from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, floor_for, segment_pairs
 from ecg2abp.evaluation.scoring import TestPiece, side_pieces
 from ecg2abp.folds.loading import open_split_shards
 
 BP_EDGES = np.arange(0.0, 301.0, 1.0)  # mmHg, value axes of the 2-D histograms
 DIFF_EDGES = np.arange(-150.0, 151.0, 1.0)  # mmHg, pred − true
 ABS_EDGES = np.arange(0.0, 100.05, 0.05)  # mmHg, |pred − true| for the cumulative curve
-SBP_BANDS = (
-    ("SBP < 90", -np.inf, 90.0),
-    ("90 ≤ SBP < 140", 90.0, 140.0),
-    ("SBP ≥ 140", 140.0, np.inf),
-)
 EXAMPLE_SECONDS = 8.0
 BATCH_ROWS = 1 << 16
+HISTOGRAMS = ("mean_diff", "true_pred", "abs_error")
 
 
 @dataclass
@@ -57,23 +53,16 @@ class LevelStream:
         default_factory=lambda: np.zeros((len(BP_EDGES) - 1, len(BP_EDGES) - 1), np.int64)
     )
     abs_error: np.ndarray = field(default_factory=lambda: np.zeros(len(ABS_EDGES) - 1, np.int64))
-    band_n: np.ndarray = field(default_factory=lambda: np.zeros(len(SBP_BANDS), np.int64))
-    band_abs: np.ndarray = field(default_factory=lambda: np.zeros(len(SBP_BANDS)))
 
     def add(self, record_id: str, true: np.ndarray, pred: np.ndarray, sbp: np.ndarray | None):
         """Pairs of one stretch; `sbp` (the true SBP of each pair's beat) fills the bands."""
         if len(true) == 0:
             return
-        self.metrics.update(record_id, true, pred)
+        self.metrics.update(record_id, true, pred, sbp)
         error = pred - true
         self.mean_diff += _hist2d((true + pred) / 2, error, BP_EDGES, DIFF_EDGES)
         self.true_pred += _hist2d(true, pred, BP_EDGES, BP_EDGES)
         self.abs_error += _hist1d(np.abs(error), ABS_EDGES)
-        if sbp is not None:
-            for band, (_, low, high) in enumerate(SBP_BANDS):
-                inside = (sbp >= low) & (sbp < high)
-                self.band_n[band] += int(np.count_nonzero(inside))
-                self.band_abs[band] += float(np.abs(error[inside]).sum())
 
 
 def _bins(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -94,20 +83,30 @@ def _hist2d(x: np.ndarray, y: np.ndarray, x_edges: np.ndarray, y_edges: np.ndarr
 
 @dataclass
 class VariantStream:
-    """One variant, all folds pooled: per-level histograms and metrics, per-record error sums."""
+    """One variant, all folds and seeds pooled: per-level histograms and metrics, error sums per
+    seed × record."""
 
     variant: str
     protocol: str = ""
     levels: dict[str, LevelStream] = field(
         default_factory=lambda: {lv: LevelStream() for lv in LEVELS}
     )
-    record_n: dict[str, np.ndarray] = field(default_factory=dict)  # record → n per level
-    record_abs: dict[str, np.ndarray] = field(default_factory=dict)  # record → Σ|e| per level
+    record_n: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)  # n per level
+    record_abs: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)  # Σ|e| per level
+    record_units: dict[str, str] = field(default_factory=dict)  # record → its resampling unit
+    resampling_unit: str = ""  # what a unit is (folds.protocols.resampling_units)
     example: Example | None = None
 
-    def add_pairs(self, record_id: str, pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-        n = self.record_n.setdefault(record_id, np.zeros(len(LEVELS), np.int64))
-        total = self.record_abs.setdefault(record_id, np.zeros(len(LEVELS)))
+    def records(self) -> list[str]:
+        """The test records scored (by any seed)."""
+        return sorted({record for _, record in self.record_n})
+
+    def add_pairs(
+        self, record_id: str, pairs: dict[str, tuple[np.ndarray, np.ndarray]], seed: int = 0
+    ) -> None:
+        key = (seed, record_id)
+        n = self.record_n.setdefault(key, np.zeros(len(LEVELS), np.int64))
+        total = self.record_abs.setdefault(key, np.zeros(len(LEVELS)))
         sbp = pairs["sbp"][0] if "sbp" in pairs else None
         for index, level in enumerate(LEVELS):
             if level not in pairs:
@@ -123,15 +122,20 @@ class VariantStream:
         arrays = {
             "variant": np.array(self.variant),
             "protocol": np.array(self.protocol),
-            "records": np.array(records, dtype=str),
+            "seeds": np.array([seed for seed, _ in records], np.int64),
+            "records": np.array([record for _, record in records], dtype=str),
             "record_n": np.array([self.record_n[r] for r in records]).reshape(-1, len(LEVELS)),
             "record_abs": np.array([self.record_abs[r] for r in records]).reshape(-1, len(LEVELS)),
+            "record_units": np.array(
+                [self.record_units.get(record, record) for _, record in records], dtype=str
+            ),
+            "resampling_unit": np.array(self.resampling_unit),
             "metrics": np.array(
                 json.dumps({lv: s.metrics.to_dict() for lv, s in self.levels.items()})
             ),
         }
         for level, stream in self.levels.items():
-            for name in ("mean_diff", "true_pred", "abs_error", "band_n", "band_abs"):
+            for name in HISTOGRAMS:
                 arrays[f"{level}.{name}"] = getattr(stream, name)
         if self.example is not None:
             ex = self.example
@@ -151,11 +155,15 @@ class VariantStream:
                 for level in LEVELS:
                     level_stream = stream.levels[level]
                     level_stream.metrics = ErrorAccumulator.from_dict(states[level])
-                    for name in ("mean_diff", "true_pred", "abs_error", "band_n", "band_abs"):
+                    for name in HISTOGRAMS:
                         setattr(level_stream, name, data[f"{level}.{name}"])
-                for index, record in enumerate(data["records"].tolist()):
-                    stream.record_n[record] = data["record_n"][index]
-                    stream.record_abs[record] = data["record_abs"][index]
+                stream.resampling_unit = str(data["resampling_unit"])
+                units = data["record_units"].tolist()
+                keys = zip(data["seeds"].tolist(), data["records"].tolist(), strict=True)
+                for index, key in enumerate(keys):
+                    stream.record_n[key] = data["record_n"][index]
+                    stream.record_abs[key] = data["record_abs"][index]
+                    stream.record_units[key[1]] = units[index]
                 if "example.meta" in data:
                     meta = json.loads(str(data["example.meta"]))
                     stream.example = Example(
@@ -262,7 +270,8 @@ def stream_variant(
     split_path: Path | None,
     shard_paths: Sequence[Path],
 ) -> VariantStream:
-    """Read every fold's predictions of one variant once; the example comes from the lowest fold.
+    """Read every fold × seed's predictions of one variant once; the example comes from the
+    lowest fold (its lowest seed).
 
     Example rule: the longest test stretch of the lowest fold (the first if tied), its centre.
     """
@@ -270,14 +279,16 @@ def stream_variant(
     folds = []
     for predictions, metrics_file in zip(prediction_files, metric_files, strict=True):
         meta = json.loads(Path(metrics_file).read_text())
-        folds.append((int(meta["fold"]), Path(predictions), meta))
-    folds.sort(key=lambda item: item[0])
+        folds.append((int(meta["fold"]), int(meta.get("seed") or 0), Path(predictions), meta))
+    folds.sort(key=lambda item: item[:2])
     document, shards = None, []
-    for fold, predictions, meta in folds:
+    for fold, seed, predictions, meta in folds:
         stream.protocol = meta["protocol"]
+        stream.resampling_unit = meta.get("resampling_unit", "record")
+        stream.record_units |= meta.get("units", {})
         cursor = RowCursor(predictions)
         if meta["protocol"] == "paper":
-            _stream_sampled(stream, cursor)
+            _stream_sampled(stream, cursor, seed)
             continue
         if document is None:
             document, shards = open_split_shards(split_path, shard_paths, mapped=True)
@@ -289,13 +300,14 @@ def stream_variant(
         pieces = side_pieces(side, shards)
         window = int(document["window"])
         for piece, true, pred in piece_predictions(cursor, pieces, shards, window, meta["stride"]):
-            stream.add_pairs(piece.record_id, segment_pairs(true, pred, fs).levels)
+            floor = floor_for(meta.get("beat_floor"), piece.record_id)
+            stream.add_pairs(piece.record_id, segment_pairs(true, pred, fs, floor).levels, seed)
             if piece == chosen:
                 stream.example = _example(piece, shards, fold, true, pred, fs)
     return stream
 
 
-def _stream_sampled(stream: VariantStream, cursor: RowCursor) -> None:
+def _stream_sampled(stream: VariantStream, cursor: RowCursor, seed: int) -> None:
     """The paper protocol's sampled windows: point-wise pairs only, record by record."""
     while not cursor.exhausted():
         rows = cursor.take(BATCH_ROWS)
@@ -304,4 +316,4 @@ def _stream_sampled(stream: VariantStream, cursor: RowCursor) -> None:
             mine = records == record_id
             true = rows["abp_true"][mine].astype(np.float64)
             pred = rows["abp_pred"][mine].astype(np.float64)
-            stream.add_pairs(str(record_id), {"point": (true, pred)})
+            stream.add_pairs(str(record_id), {"point": (true, pred)}, seed)

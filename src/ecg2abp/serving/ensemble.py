@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ecg2abp.data.cleaning import CleaningSettings
+from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.scoring import Predictor
 
@@ -50,6 +51,11 @@ class ServingModel:
         return float(np.mean([m.meta["train_abp_mean"] for m in self.members]))
 
     @property
+    def files(self) -> list[Path]:
+        """Every file the model is read from."""
+        return [file for member in self.members for file in member.files]
+
+    @property
     def has_spread(self) -> bool:
         return len(self.members) > 1
 
@@ -81,9 +87,9 @@ def _model_file(path: Path, device: torch.device) -> Predictor:
 def _member_files(folder: Path) -> list[Path]:
     if (folder / "model.pt").is_file():
         return [folder / "model.pt"]
-    found = sorted(folder.glob("fold_*/model.pt"))
+    found = sorted(folder.glob("fold_*/seed_*/model.pt")) or sorted(folder.glob("fold_*/model.pt"))
     if not found:
-        raise InputError(f"{folder}: no model.pt and no fold_*/model.pt inside")
+        raise InputError(f"{folder}: no model.pt and no fold_*/seed_*/model.pt inside")
     return found
 
 
@@ -99,9 +105,27 @@ def load_model(path: Path, device: torch.device | None = None) -> ServingModel:
         return ServingModel(path, [OnnxPredictor(path)])
     files = _member_files(path) if path.is_dir() else [path]
     members = [_model_file(file, device) for file in files]
-    first = members[0].meta
-    for file, member in zip(files[1:], members[1:], strict=True):
-        for key in SHARED_KEYS:
-            if member.meta.get(key) != first.get(key):
-                raise InputError(f"{file}: {key} differs from {files[0]}'s; cannot ensemble")
+    refuse_mixed(members)
     return ServingModel(path, members)
+
+
+def refuse_mixed(members: list[Predictor]) -> None:
+    """An ensemble is one variant's models of distinct folds: refuse mixed kinds and copies."""
+    first = members[0]
+    seen: dict[object, Path] = {}
+    for member in members:
+        for key in ("variant", "model", *SHARED_KEYS):
+            if member.meta.get(key) != first.meta.get(key):
+                raise InputError(
+                    f"{member.path}: {key} {member.meta.get(key)!r} differs from {first.path}'s "
+                    f"{first.meta.get(key)!r}; cannot ensemble"
+                )
+        # One training job per fold, settings and seed; a copy repeats all three, or its bytes.
+        job = tuple(member.meta.get(k) for k in ("fold", "config_fingerprint", "seed"))
+        for key in (job, file_sha256(member.path)) if len(members) > 1 else ():
+            if key in seen:
+                raise InputError(
+                    f"{member.path}: the same model as {seen[key]} (fold "
+                    f"{member.meta.get('fold')}); an ensemble needs each fold once"
+                )
+            seen[key] = member.path

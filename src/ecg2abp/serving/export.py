@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ecg2abp.atomic import atomic_path
+from ecg2abp.atomic import atomic_path, refuse_overwriting
 from ecg2abp.errors import InputError
 from ecg2abp.models.inference import inference_forward
 from ecg2abp.serving.ensemble import _model_file
@@ -56,11 +56,12 @@ def _real_windows(predictor, records: list[InputRecord], rng: np.random.Generato
     window = predictor.window
     found = []
     for record in records:
-        ecg = np.nan_to_num(record.ecg().astype(np.float32))
+        ecg = record.ecg().astype(np.float32)
         if len(ecg) >= window:
-            found.append(sliding_window_view(ecg, window))
-    if not found:
-        raise InputError("export: the check input holds no full window")
+            windows = sliding_window_view(ecg, window)
+            found.append(windows[np.isfinite(windows).all(axis=1)])
+    if not sum(map(len, found)):
+        raise InputError("export: the check input holds no full window of finite ECG")
     windows = np.concatenate([w[rng.choice(len(w), min(len(w), CHECK_WINDOWS))] for w in found])
     return predictor.stats.scale_ecg(windows)[:, None, :]
 
@@ -81,6 +82,7 @@ def _export(graph: torch.nn.Module, example: np.ndarray, path: Path) -> None:
 def export_onnx(model_path: Path, onnx_path: Path, check: list[InputRecord]) -> dict:
     """Write `onnx_path` from a deep model.pt; compare ONNX Runtime with PyTorch; return figures."""
     predictor = _model_file(Path(model_path), torch.device("cpu"))
+    refuse_overwriting([onnx_path], predictor.files)
     if predictor.kind != "deep":
         raise InputError(
             f"{model_path}: only deep models export to ONNX (this is {predictor.kind})"

@@ -8,7 +8,10 @@ each and are read whole by design. Each record keeps its original rate so that o
 name the sample of the original recording.
 """
 
+import csv
+import logging
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -21,10 +24,15 @@ import pyarrow.parquet as pq
 from ecg2abp.data import readers
 from ecg2abp.errors import InputError
 
+log = logging.getLogger("ecg2abp.serving")
 TABLE_SUFFIXES = (".csv", ".parquet")
 ECG_COLUMN = "ecg"
-DEFAULT_LEAD = "II"
+UNUSABLE_ECG = ("nonfinite", "ecg_saturated", "ecg_flat")  # reasons that blame the lead
+UNUSABLE_SHARE = 0.5  # a WFDB lead unusable on more than this share of its record is named
 BLOCK_SAMPLES = 1 << 15  # source samples read at a time
+SNIFF_BYTES = 1 << 16  # of a CSV, read to tell its separator and decimal mark
+SEPARATORS = ",;\t"
+DECIMAL_COMMA = re.compile(r"\s*[-+]?\d*,\d+(?:[eE][-+]?\d+)?\s*")
 
 Blocks = Callable[[int], Iterator[np.ndarray]]
 
@@ -46,6 +54,8 @@ class InputRecord:
     source: Blocks
     abp: Callable[[], np.ndarray | None] = _no_abp
     source_length: int | None = None  # ECG samples at source_fs, when known before reading
+    lead: str | None = None  # the WFDB lead read, with the record's other ECG leads
+    other_leads: tuple[str, ...] = ()
 
     def source_samples(self, index: np.ndarray) -> np.ndarray:
         """Sample numbers in the original recording of samples `index` at the model's rate."""
@@ -68,6 +78,20 @@ class InputRecord:
         rest = resampler.push(np.zeros(0), final=True)
         if len(rest):
             yield rest
+
+    def check_lead(self, unusable: int, samples: int) -> None:
+        """Warn when its WFDB lead is unusable (`unusable` of `samples`) on most of the record,
+        naming the record's other ECG leads."""
+        if self.lead is None or unusable <= UNUSABLE_SHARE * samples:
+            return
+        log.warning(
+            "%s: lead %s is missing, saturated or flat on %.0f %% of the record; "
+            "its other ECG leads: %s (pick one with --lead)",
+            self.record_id,
+            self.lead,
+            100.0 * unusable / samples,
+            ", ".join(self.other_leads) or "none",
+        )
 
     def ecg(self) -> np.ndarray:
         """The whole ECG at `fs` (for whole-record uses: external evaluation, export checks)."""
@@ -149,19 +173,50 @@ def _table_column(path: Path, column: str | None) -> tuple[Blocks, int | None]:
             columns = [name for name in table.schema_arrow.names if name not in index]
             length = table.metadata.num_rows
         else:
-            columns, length = list(pd.read_csv(path, nrows=0).columns), None
+            dialect = {"sep": _csv_separator(path)}
+            columns, length = list(pd.read_csv(path, nrows=0, **dialect).columns), None
     name = _ecg_column(path, columns, column)
-    return partial(_table_blocks, path, name, parquet), length
-
-
-def _table_blocks(path: Path, name: str, parquet: bool, size: int) -> Iterator[np.ndarray]:
-    """Column `name` of a table as float64 blocks of `size` rows (non-numbers read as NaN)."""
+    if parquet:
+        return partial(_table_blocks, path, name, None), length
     with readers._translated(str(path), "cannot read table"):
-        if parquet:
+        dialect["decimal"] = _csv_decimal(path, dialect["sep"], name)
+    return partial(_table_blocks, path, name, dialect), length
+
+
+def _csv_separator(path: Path) -> str:
+    """The CSV's field separator (`,`, `;` or tab); refuses rows longer than the header, which
+    a comma-separated file of unquoted decimal commas ("0,0713") would have."""
+    with path.open(newline="", errors="replace") as file:
+        head = file.read(SNIFF_BYTES)
+    lines = head.splitlines()[:-1] if len(head) == SNIFF_BYTES else head.splitlines()
+    try:
+        separator = csv.Sniffer().sniff("\n".join(lines), delimiters=SEPARATORS).delimiter
+    except csv.Error:  # one column, or nothing to tell from: comma
+        separator = ","
+    rows = [row for row in csv.reader(lines, delimiter=separator) if row]
+    if rows and any(len(row) > len(rows[0]) for row in rows[1:]):
+        raise InputError(
+            f"{path}: rows hold more fields than the header's {len(rows[0])} "
+            f"(numbers with decimal commas must be quoted or separated by ';')"
+        )
+    return separator
+
+
+def _csv_decimal(path: Path, separator: str, name: str) -> str:
+    """`,` when the ECG column's first values are decimal-comma numbers ("0,0713"), else `.`."""
+    head = pd.read_csv(path, sep=separator, usecols=[name], dtype=str, nrows=1000)[name].dropna()
+    return "," if len(head) and head.str.fullmatch(DECIMAL_COMMA).all() else "."
+
+
+def _table_blocks(path: Path, name: str, dialect: dict | None, size: int) -> Iterator[np.ndarray]:
+    """Column `name` of a table (CSV when `dialect` gives read_csv's sep and decimal) as float64
+    blocks of `size` rows (non-numbers read as NaN)."""
+    with readers._translated(str(path), "cannot read table"):
+        if dialect is None:
             batches = pq.ParquetFile(path).iter_batches(batch_size=size, columns=[name])
             values = (batch.column(0).to_numpy(zero_copy_only=False) for batch in batches)
         else:
-            chunks = pd.read_csv(path, usecols=[name], chunksize=size)
+            chunks = pd.read_csv(path, usecols=[name], chunksize=size, **dialect)
             values = (chunk[name].to_numpy() for chunk in chunks)
         for block in values:
             yield pd.to_numeric(block, errors="coerce").astype(np.float64)
@@ -183,10 +238,9 @@ def _wfdb_inputs(
     path: Path, fs: float, min_source_fs: float, lead: str | None
 ) -> Iterator[InputRecord]:
     folder = path.resolve() if path.is_dir() else path.resolve().parent
-    wanted = [lead] if lead else [DEFAULT_LEAD, *readers.ECG_LEADS]
     for header in readers._wfdb_headers(path):
         layout = readers.wfdb_layout(header)
-        ecg = readers._channel(layout.names, wanted)
+        ecg = readers._channel(layout.names, [lead]) if lead else readers.ecg_channel(layout.names)
         if ecg is None:
             asked = f"lead {lead!r}" if lead else "ECG lead"
             channels = ", ".join(layout.names) or "none"
@@ -204,6 +258,8 @@ def _wfdb_inputs(
             partial(readers.wfdb_blocks, header, layout, ecg, where=where),
             partial(_wfdb_abp, header, layout, where, fs, n_out),
             length,
+            layout.names[ecg],
+            tuple(name for name in readers.ecg_leads(layout.names) if name != layout.names[ecg]),
         )
 
 

@@ -4,16 +4,18 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from ecg2abp.atomic import refuse_overwriting
 from ecg2abp.data.cleaning import ecg_extremes
 from ecg2abp.errors import InputError
 from ecg2abp.serving.beats import RecordBeats
 from ecg2abp.serving.ensemble import ServingModel, load_model
-from ecg2abp.serving.inputs import InputRecord, lowest_rate, read_inputs
+from ecg2abp.serving.inputs import UNUSABLE_ECG, InputRecord, lowest_rate, read_inputs
 from ecg2abp.serving.outputs import (
     BEAT_SCHEMA,
     TableWriter,
@@ -23,6 +25,9 @@ from ecg2abp.serving.outputs import (
     prediction_table,
 )
 from ecg2abp.serving.pipeline import FLAGS, CausalPipeline, Rows
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CHUNK_SAMPLES = 1 << 15
 PLOT_SECONDS = 10.0
@@ -50,6 +55,27 @@ class Counts:
         codes = np.bincount(rows.flag, minlength=len(FLAGS))
         self.predicted += int(codes[0])
         self.flags.update({FLAGS[i]: int(c) for i, c in enumerate(codes) if i and c})
+
+    def unusable(self) -> int:
+        """Samples flagged for a reason that blames the ECG lead."""
+        return sum(self.flags[reason] for reason in UNUSABLE_ECG)
+
+    def nothing_predicted(self, window: int) -> str:
+        """Why no sample was predicted, with the counts."""
+        if self.samples < window:
+            return f"nothing to predict: {self.samples:,} ECG samples, under one window ({window})"
+        flagged = ", ".join(f"{flag} {n:,}" for flag, n in self.flags.most_common())
+        return f"nothing predicted: every one of {self.samples:,} ECG samples flagged ({flagged})"
+
+
+def input_files(path: Path) -> list[Path]:
+    """The files an input is read from: itself, a WFDB record's files, or a folder's files."""
+    path = Path(path)
+    if path.is_dir():
+        return [p for p in path.iterdir() if p.is_file()]
+    if path.suffix.lower() == ".hea":  # its signal files and any segments share its stem
+        return [path, *(p for p in path.parent.glob(f"{path.stem}*") if p.is_file())]
+    return [path]
 
 
 def model_inputs(model: ServingModel, path: Path, options: InputOptions) -> Iterator[InputRecord]:
@@ -113,6 +139,7 @@ def predict_file(
 ) -> dict:
     """Predict every record of `input_path` into `out` (and beats, plot); returns a summary."""
     model = model or load_model(Path(model_path), torch.device("cpu"))
+    refuse_overwriting([out, beats, plot], [*model.files, *input_files(input_path)])
     out = check_suffix(out, "output")
     if beats is not None:
         check_suffix(beats, "--beats file")
@@ -125,6 +152,7 @@ def predict_file(
     try:
         for record in model_inputs(model, Path(input_path), options or InputOptions()):
             counts.records += 1
+            rows_before, unusable_before = counts.rows, counts.unusable()
             found = RecordBeats(record.fs) if beat_writer is not None else None
             if plot is not None and sketch is None:
                 sketch = Sketch(record)
@@ -140,8 +168,11 @@ def predict_file(
                     sketch.add(rows)
             if found is not None:
                 beat_writer.write(beat_table(record, *found.finish()))
+            record.check_lead(counts.unusable() - unusable_before, counts.rows - rows_before)
         if counts.records == 0:
             raise InputError(f"{input_path}: holds no recordings")
+        if counts.predicted == 0:
+            raise InputError(f"{input_path}: {counts.nothing_predicted(model.window)}")
         ok = True
     finally:
         writer.close(ok)
@@ -179,9 +210,9 @@ class Sketch:
         if inside.any():
             self.abp.append(rows.abp[inside])
 
-    def draw(self, path: Path, notice: str) -> None:
-        """Read the stretch's ECG again (only up to its end) and plot both."""
-        from ecg2abp.serving.plot import plot_prediction
+    def figure(self, notice: str) -> "Figure":
+        """Read the stretch's ECG again (only up to its end), and its true ABP if any; plot."""
+        from ecg2abp.serving.plot import prediction_figure
 
         if self.start is None:
             raise InputError(f"{self.record.record_id}: nothing predicted to plot")
@@ -194,4 +225,14 @@ class Sketch:
                 break
         ecg = np.concatenate(pieces)
         time = (self.start + np.arange(len(abp))) / self.record.fs
-        plot_prediction(path, self.record.record_id, time, ecg, abp, notice)
+        recorded, true = self.record.abp(), None
+        if recorded is not None:
+            true = np.full(len(abp), np.nan)
+            found = recorded[self.start : stop]
+            true[: len(found)] = found
+        return prediction_figure(self.record.record_id, time, ecg, abp, notice, true)
+
+    def draw(self, path: Path, notice: str) -> None:
+        from ecg2abp.serving.plot import plot_prediction
+
+        plot_prediction(path, self.figure(notice))

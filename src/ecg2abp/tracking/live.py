@@ -6,13 +6,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ecg2abp.stages import seeds
 from ecg2abp.tracking.runs import (
     ALL_FOLDS,
     PARENT_TAG,
+    VARIANT_TAG,
+    child_name,
     find_or_create_run,
     find_run,
     identity,
     log_new_params,
+    variant_fingerprint,
     variant_settings,
 )
 from ecg2abp.tracking.store import StoreUnreachable, connect, unreachable
@@ -27,31 +31,32 @@ LATER = "training goes on without live logging; `snakemake track` fills the view
 
 
 class LiveRun:
-    """One child run (variant × fold); after the first failure it stays silent."""
+    """One child run (variant × fold × seed); after the first failure it stays silent."""
 
     def __init__(self, client: "MlflowClient", run_id: str, uri: str) -> None:
         self.client, self.run_id, self.uri = client, run_id, uri
 
     @classmethod
-    def open(cls, config: dict, variant: str, fold: int) -> "LiveRun | None":
+    def open(cls, config: dict, variant: str, fold: int, seed: int) -> "LiveRun | None":
         """The job's child run under its parent; None, after one warning, without a store.
 
         Finds the experiment and the parent, never creates them: the workflow did, once."""
         try:
             client, experiment_id = connect(config, create=False)
-            params, fingerprint = variant_settings(config, variant)
+            params, fingerprint = variant_settings(config, variant, seed)
+            shared = variant_fingerprint(config, variant)
             try:
                 parent = find_run(
                     client,
                     experiment_id,
-                    identity(config["experiment"], variant, ALL_FOLDS, fingerprint),
+                    identity(config["experiment"], variant, ALL_FOLDS, shared),
                 )
-                extra = {"model": params[f"variants.{variant}.model"]}
+                extra = {"model": params[f"variants.{variant}.model"], VARIANT_TAG: shared}
                 if parent is not None:  # else `track` nests it: one process creates parents
                     extra[PARENT_TAG] = parent.info.run_id
-                tags = identity(config["experiment"], variant, fold, fingerprint)
+                tags = identity(config["experiment"], variant, fold, fingerprint, seed)
                 run = find_or_create_run(
-                    client, experiment_id, tags, f"{variant} fold {fold}", extra
+                    client, experiment_id, tags, child_name(variant, fold, seed), extra
                 )
                 log_new_params(client, run, params)
                 client.update_run(run.info.run_id, status="RUNNING")
@@ -92,13 +97,16 @@ def train_logged(
     shard_paths: Sequence[Path],
     fold: int,
     out_dir: Path,
+    seed: int | None = None,
 ) -> None:
     """train_variant, with its epochs logged live to MLflow when `mlflow.enabled`."""
-    live = LiveRun.open(config, variant, fold) if config["mlflow"]["enabled"] else None
+    if seed is None:
+        seed = seeds(config)[0]
+    live = LiveRun.open(config, variant, fold, seed) if config["mlflow"]["enabled"] else None
     on_epoch = live.log_epoch if live is not None else None
     status = "FAILED"
     try:
-        train_variant(variant, config, split_path, shard_paths, fold, out_dir, on_epoch)
+        train_variant(variant, config, split_path, shard_paths, fold, out_dir, on_epoch, seed)
         status = "FINISHED"
     except SystemExit:  # SIGTERM: checkpoint written, the rerun resumes
         status = "KILLED"

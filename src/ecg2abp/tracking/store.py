@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ecg2abp.tracking")
 URI_VARIABLE = "MLFLOW_TRACKING_URI"
 SQLITE = "sqlite:///"
+# MLflow 3's UI reads this experiment tag (when its workflow switch is off) to open an
+# experiment on its training runs rather than on GenAI pages; see docs/mlflow.md.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 class StoreUnreachable(InputError):
@@ -28,10 +31,10 @@ def bound_client_requests(config: dict) -> dict[str, str]:
     """Bound MLflow's HTTP retries and timeouts (defaults: 7 retries, 120 s) via its variables.
 
     Values already in the environment win; returns the settings in force. A refused
-    connection then fails at once, a silent host after (retries + 1) × timeout seconds."""
+    connection then fails at once, a silent host after attempts × timeout seconds."""
     settings = config["mlflow"]
     wanted = {
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": settings["request_retries"],
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": settings["request_attempts"] - 1,
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": 1,
         "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": 0.0,
         "MLFLOW_HTTP_REQUEST_TIMEOUT": settings["request_timeout_s"],
@@ -96,10 +99,15 @@ def connect(config: dict, *, create: bool = True) -> tuple["MlflowClient", str]:
         raise StoreUnreachable(f"mlflow: no experiment {name} in the tracking store {uri} yet")
     try:
         if found is None:
-            return client, client.create_experiment(name, artifact_location(uri, name))
+            return client, client.create_experiment(
+                name, artifact_location(uri, name), tags=EXPERIMENT_KIND
+            )
         if found.lifecycle_stage == "deleted":
             log.info("mlflow: experiment %s was deleted in %s; restoring it", name, uri)
             client.restore_experiment(found.experiment_id)
+        for key, value in EXPERIMENT_KIND.items():
+            if create and found.tags.get(key) != value:  # made by an older version
+                client.set_experiment_tag(found.experiment_id, key, value)
     except Exception as error:
         raise unreachable(uri, error) from None
     return client, found.experiment_id

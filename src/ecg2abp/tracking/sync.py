@@ -1,6 +1,5 @@
 """`track`: make the MLflow view match the files, creating or updating every run it needs."""
 
-import hashlib
 import json
 import logging
 import math
@@ -14,20 +13,24 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ecg2abp.atomic import atomic_path
+from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.pooling import ALL_FOLDS as POOLED
 from ecg2abp.evaluation.pooling import COLUMNS
+from ecg2abp.stages import JOB_DIR, NAIVE
 from ecg2abp.tracking.live import EPOCH_METRICS
 from ecg2abp.tracking.runs import (
     PARENT_TAG,
+    VARIANT_TAG,
+    child_name,
     find_or_create_run,
     identity,
     log_new_params,
     parent_run,
+    variant_fingerprint,
     variant_settings,
 )
 from ecg2abp.tracking.store import connect, store_errors, unreachable
-from ecg2abp.training.jobs import NAIVE
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ecg2abp.tracking")
 HASH_TAG = "ecg2abp.sha256."  # + artifact name: what was uploaded, so unchanged files stay put
+NOTE_TAG = "mlflow.note.content"  # a run's description, shown as Markdown on its page
+NOTE_LIMIT = 8000  # MLflow's longest tag value
 
 
 def split_values(values: dict[str, Any], prefix: str) -> tuple[dict[str, float], dict[str, str]]:
@@ -69,7 +74,8 @@ def level_values(levels: dict[str, dict]) -> tuple[dict[str, float], dict[str, s
 
 
 def pooled_values(table: pd.DataFrame, variant: str) -> tuple[dict[str, float], dict[str, str]]:
-    """The variant's merged rows (fold = -1) of metrics.parquet, plus fold mean/SD of point MAE."""
+    """The variant's merged rows (fold = -1) of metrics.parquet (with the SDs over seeds), plus
+    the mean/SD over fold × seed jobs of point MAE."""
     rows = table[table["variant"] == variant]
     metrics, tags = {}, {}
     for _, row in rows[rows["fold"] == POOLED].iterrows():
@@ -82,6 +88,34 @@ def pooled_values(table: pd.DataFrame, variant: str) -> tuple[dict[str, float], 
     if len(folds) >= 2:
         metrics["point_mae_fold_sd"] = statistics.stdev(folds)
     return metrics, tags
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+
+
+def variant_note(summary: str, variant: str) -> str:
+    """summary.md's table rows of `variant`, then the naive floor's, as the run's description."""
+    lines = summary.splitlines()
+    tables, block = [], []
+    for line in [*lines, ""]:
+        if line.lstrip().startswith("|"):
+            block.append(line)
+            continue
+        if len(block) > 2:
+            tables.append(block)
+        block = []
+    kept = []
+    for header, rule, *rows in tables:
+        mine = [row for name in (variant, NAIVE) for row in rows if _cells(row)[0] == name]
+        if mine:
+            kept += ["", header, rule, *mine]
+    head = f"**{variant}**, all folds merged, beside the floor `{NAIVE}` (from summary.md):"
+    text = "\n".join([head, *kept]) + "\n"
+    if len(text) > NOTE_LIMIT:
+        cut = "\n\n(cut here: the whole table is the summary.md artifact)\n"
+        text = text[: NOTE_LIMIT - len(cut)].rsplit("\n", 1)[0] + cut
+    return text
 
 
 def _same(old: float | None, new: float) -> bool:
@@ -117,18 +151,10 @@ def log_history(client: "MlflowClient", run_id: str, history: pd.DataFrame) -> N
         client.log_batch(run_id, metrics=missing[first : first + 500])
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def log_files(client: "MlflowClient", run: "Run", files: Sequence[Path]) -> None:
     """Upload each file whose content the run does not hold yet (tracked by a hash tag)."""
     for path in files:
-        digest = _sha256(path)
+        digest = file_sha256(path)
         if run.data.tags.get(HASH_TAG + path.name) != digest:
             client.log_artifact(run.info.run_id, str(path))
             client.set_tag(run.info.run_id, HASH_TAG + path.name, digest)
@@ -171,15 +197,18 @@ def sync_child(
     model_dir: Path,
     eval_dir: Path,
 ) -> str:
-    """One variant × fold: tags, params, epochs, test metrics and files; returns its run id."""
+    """One variant × fold × seed: tags, params, epochs, test metrics and files; its run id."""
     meta = _read_model(model_dir / "model.pt")
     metrics = _read_json(eval_dir / "metrics.json")
-    variant, fold = meta["variant"], int(meta["fold"])
-    tags = identity(config["experiment"], variant, fold, meta["config_fingerprint"])
-    run = find_or_create_run(client, experiment_id, tags, f"{variant} fold {fold}")
-    params, fingerprint = variant_settings(config, variant)
+    variant, fold, seed = meta["variant"], int(meta["fold"]), int(meta["seed"])
+    tags = identity(config["experiment"], variant, fold, meta["config_fingerprint"], seed)
+    shared = {VARIANT_TAG: variant_fingerprint(config, variant)}
+    run = find_or_create_run(client, experiment_id, tags, child_name(variant, fold, seed), shared)
+    params, fingerprint = variant_settings(config, variant, seed)
     if fingerprint == meta["config_fingerprint"]:
         log_new_params(client, run, params)
+    else:
+        log.warning("%s: %s trained under other settings than the config's", variant, model_dir)
     values, grades = level_values(metrics["levels"])
     extra = {**provenance(meta), PARENT_TAG: parent.info.run_id, "kind": meta["kind"]}
     extra["evaluate_stride"] = str(metrics["stride"])
@@ -195,9 +224,15 @@ def sync_child(
 
 
 def sync_view(
-    config: dict, results: Path, variants: Sequence[str], folds: Sequence[int], marker: Path
+    config: dict,
+    results: Path,
+    variants: Sequence[str],
+    folds: Sequence[int],
+    seeds: Sequence[int],
+    marker: Path,
 ) -> dict:
-    """Create or update every parent and child run from the files under `results`."""
+    """Create or update every parent and child run (one per fold × seed) from the files under
+    `results`."""
     results = Path(results)
     client, experiment_id = connect(config)
     table = pd.read_parquet(results / "metrics.parquet")
@@ -205,20 +240,17 @@ def sync_view(
     note |= {"parents": {}, "children": {}}
     try:
         for variant in dict.fromkeys([*variants, NAIVE]):
-            dirs = [
-                (
-                    results / "models" / variant / f"fold_{k}",
-                    results / "eval" / variant / f"fold_{k}",
-                )
+            jobs = {
+                f"{k}/{s}": JOB_DIR.format(variant=variant, fold=k, seed=s)
                 for k in folds
-            ]
-            metas = [_read_model(model_dir / "model.pt") for model_dir, _ in dirs]
-            parent = parent_run(
-                client, experiment_id, config, variant, metas[0]["config_fingerprint"]
-            )
+                for s in seeds
+            }
+            dirs = {job: (results / "models" / d, results / "eval" / d) for job, d in jobs.items()}
+            metas = [_read_model(model_dir / "model.pt") for model_dir, _ in dirs.values()]
+            parent = parent_run(client, experiment_id, config, variant)
             children = {
-                str(k): sync_child(client, experiment_id, config, parent, *pair)
-                for k, pair in zip(folds, dirs, strict=True)
+                job: sync_child(client, experiment_id, config, parent, *pair)
+                for job, pair in dirs.items()
             }
             values, grades = pooled_values(table, variant)
             shared = {
@@ -226,7 +258,9 @@ def sync_view(
                 for key, value in provenance(metas[0]).items()
                 if all(provenance(meta)[key] == value for meta in metas)
             }
-            log_values(client, parent, values, {**grades, **shared, "kind": metas[0]["kind"]})
+            note_text = variant_note((results / "summary.md").read_text(), variant)
+            tags = {**grades, **shared, "kind": metas[0]["kind"], NOTE_TAG: note_text}
+            log_values(client, parent, values, tags)
             log_files(client, parent, [results / "metrics.parquet", results / "summary.md"])
             _finish(client, parent)
             note["parents"][variant] = parent.info.run_id

@@ -1,39 +1,34 @@
 """One training job (variant × fold): settings, provenance and the trained-model file."""
 
-import hashlib
-import json
 import logging
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
 from ecg2abp import models
-from ecg2abp.atomic import atomic_path
-from ecg2abp.devices import resolve_device
+from ecg2abp.atomic import atomic_path, refuse_overwriting
+from ecg2abp.devices import log_device, resolve_device
+from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
+from ecg2abp.evaluation.floors import beat_floor
 from ecg2abp.evaluation.scoring import Predictor, side_pieces
 from ecg2abp.folds.feed import WindowFeed
 from ecg2abp.folds.loading import FoldData, load_fold
+from ecg2abp.folds.protocols import windows_path
+from ecg2abp.stages import NAIVE, decisive_train, fingerprint, job_config, variant_spec
 from ecg2abp.training.calibration import Calibration, fit_pulse, side_beats
 from ecg2abp.training.checkpoint import load_checkpoint
 from ecg2abp.training.loop import Trainer, fresh_state
-from ecg2abp.training.model_file import FORMAT_VERSION, save_model_file
+from ecg2abp.training.model_file import CLASSICAL_ARTEFACT, FORMAT_VERSION, save_model_file
 from ecg2abp.training.objective import build_optimizer, head_weights
 
-NAIVE = "naive"
-RUN_ONLY_TRAIN_KEYS = ("folds", "device", "checkpoint_minutes")
 log = logging.getLogger("ecg2abp.training")
-
-
-def fingerprint(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def git_commit() -> str:
@@ -56,7 +51,7 @@ class RunContext:
 
     variant: str
     spec: dict  # the variant's config entry: model, width, options
-    config: dict
+    config: dict  # the job's config (stages.job_config): the variant's settings, one seed
     split_path: Path
     out_dir: Path
     on_epoch: Callable[[dict], None] | None = None  # deep models: each epoch's history row
@@ -77,12 +72,19 @@ class RunContext:
     def history_path(self) -> Path:
         return self.out_dir / "history.parquet"
 
+    @property
+    def artefact_path(self) -> Path:
+        return self.out_dir / CLASSICAL_ARTEFACT
+
+    @property
+    def outputs(self) -> list[Path]:
+        """Every file the job may write."""
+        paths = (self.model_path, self.history_path, self.artefact_path, self.checkpoint_path)
+        return list(paths)
+
     def decisive_settings(self) -> dict:
         """What decides the trained weights (not where or how often it runs or checkpoints)."""
-        keys = ("window", "stride", "fs", "normalisation", "abp_normalisation", "cleaning")
-        keys += ("split", "ecg_lead", "data_dir", "parts_glob", "synthetic")
-        train = {k: v for k, v in self.train.items() if k not in RUN_ONLY_TRAIN_KEYS}
-        return {"variant": self.spec, "train": train, **{k: self.config.get(k) for k in keys}}
+        return decisive_train(self.spec, self.config)
 
     def config_fingerprint(self) -> str:
         return fingerprint(self.decisive_settings())
@@ -113,6 +115,7 @@ def metadata(ctx: RunContext, fold: FoldData, data_hash: str) -> dict:
         "protocol": fold.protocol,
         "leaky": fold.leaky,
         "fold": fold.fold,
+        "seed": ctx.train["seed"],
         "train_abp_mean": float(fold.targets("train").mean()),
         "data_fingerprint": data_hash,
         "config_fingerprint": ctx.config_fingerprint(),
@@ -158,6 +161,7 @@ def train_deep(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
     train = ctx.train
     torch.manual_seed(train["seed"])
     device = resolve_device(train["device"])
+    log_device(device, train["device"])
     resume_key = ctx.resume_key(data_hash)
     model = models.build(
         ctx.spec["model"],
@@ -252,10 +256,17 @@ def train_classical(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
     if val_feed.n_windows:
         xv, yv = _sample(val_feed)
         val_loss = float(np.mean((model.predict(xv) - yv) ** 2))
-    artefact = ctx.out_dir / "model.classical"
-    model.save(artefact)
+    model.save(ctx.artefact_path)
     meta = metadata(ctx, fold, data_hash)
-    meta.update(kind="classical", artefact=artefact.name, best_epoch=0, best_val_loss=val_loss)
+    meta.update(
+        kind="classical",
+        artefact=ctx.artefact_path.name,
+        artefact_sha256=file_sha256(ctx.artefact_path),  # binds the fitted model to this file
+        best_epoch=0,
+        best_val_loss=val_loss,
+    )
+    if getattr(model, "record_level", False) and fold.protocol == "temporal":
+        meta["record_means"] = fold.record_means("train")  # each record at its own level
     history = [
         {
             "epoch": 0,
@@ -270,16 +281,16 @@ def train_classical(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
 
 
 def train_naive(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
-    """The floor: the training mean ABP (per record under `temporal`, a calibrated reading)."""
+    """The floor: the training mean ABP, and the training beats' mean SBP, DBP and MAP.
+
+    Per record under `temporal` (a calibrated reading), as everything else here.
+    """
     meta = metadata(ctx, fold, data_hash)
-    record_means = fold.record_means("train") if fold.protocol == "temporal" else {}
+    temporal = fold.protocol == "temporal"
+    record_means = fold.record_means("train") if temporal else {}
     meta.update(kind="naive", record_means=record_means, best_epoch=0, best_val_loss=float("nan"))
+    meta["beat_floor"] = beat_floor(fold, per_record=temporal)
     _write_outputs(ctx, meta, [])
-
-
-def variant_spec(config: dict, variant: str) -> dict | None:
-    """The variant's config entry (model, width, options); the naive floor has only a model."""
-    return {"model": NAIVE} if variant == NAIVE else config["variants"].get(variant)
 
 
 def train_variant(
@@ -290,13 +301,18 @@ def train_variant(
     fold_index: int,
     out_dir: Path,
     on_epoch: Callable[[dict], None] | None = None,
+    seed: int | None = None,
 ) -> None:
-    """Train `variant` (or the naive floor) on one fold; writes model.pt and history.parquet."""
+    """Train `variant` (or the naive floor) on one fold with one seed (default: the first of
+    `train.seeds`) under its own settings; writes model.pt and history.parquet."""
     torch.set_num_threads(config["threads"])
     spec = variant_spec(config, variant)
     if spec is None:
         raise InputError(f"variant {variant!r}: not declared under `variants` in the config")
+    config = job_config(config, variant, seed)
     kind = NAIVE if variant == NAIVE else models.spec(spec["model"]).kind
+    ctx = RunContext(variant, spec, config, Path(split_path), Path(out_dir))
+    refuse_overwriting(ctx.outputs, [split_path, windows_path(Path(split_path)), *shard_paths])
     fold = load_fold(
         split_path,
         shard_paths,
@@ -304,7 +320,6 @@ def train_variant(
         normalisation=config["normalisation"],
         abp=config["abp_normalisation"],
     )
-    ctx = RunContext(variant, spec, config, Path(split_path), Path(out_dir))
     if fold.window != config["window"]:
         raise InputError(
             f"{split_path}: made for window {fold.window}, the config has window {config['window']}"
@@ -312,9 +327,10 @@ def train_variant(
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     data_hash = fold.fingerprint
     log.info(
-        "%s fold %d (%s): %d train, %d val, %d test windows",
+        "%s fold %d seed %d (%s): %d train, %d val, %d test windows",
         variant,
         fold_index,
+        config["train"]["seed"],
         fold.protocol,
         *(sum(len(s) for s in fold.starts[side]) for side in ("train", "val", "test")),
     )

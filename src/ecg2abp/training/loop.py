@@ -63,7 +63,7 @@ class Trainer:
         if "model" in state:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["torch_rng"])
+            set_rng_state(state)
             for name, parameter in self.model.named_parameters():
                 if name in state.get("gradients", {}):
                     parameter.grad = state["gradients"][name].to(self.device)
@@ -75,7 +75,7 @@ class Trainer:
             **state,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
+            **rng_state(),
             "gradients": {
                 name: parameter.grad.detach().cpu().clone()
                 for name, parameter in self.model.named_parameters()
@@ -156,19 +156,24 @@ class Trainer:
         loss_sum = state.get("epoch_loss_sum", 0.0)
         loss_count = max(state.get("epoch_loss_count", 0), 1)
         weighted = self.settings["val_loss"] == "weighted_heads"
-        val = (
-            validation_loss(
-                self.model,
-                self.val_feed,
-                self.device,
-                self.settings["precision"],
-                stop,
-                head_weights=self.head_weights if weighted else None,
-                batchnorm=self.settings["val_batchnorm"],
+        before = before_validation(self.model)
+        try:
+            val = (
+                validation_loss(
+                    self.model,
+                    self.val_feed,
+                    self.device,
+                    self.settings["precision"],
+                    stop,
+                    head_weights=self.head_weights if weighted else None,
+                    batchnorm=self.settings["val_batchnorm"],
+                )
+                if self.val_feed.n_windows
+                else loss_sum / loss_count
             )
-            if self.val_feed.n_windows
-            else loss_sum / loss_count
-        )
+        except Interrupted:  # the checkpoint holds the model as validation found it
+            rewind(self.model, before)
+            raise
         epoch = state["epoch"]
         row = {
             "epoch": epoch,
@@ -200,6 +205,34 @@ class Trainer:
                 log.info("early stop: no better validation loss for %d epochs", state["bad_epochs"])
                 state["done"] = True
         state.update(epoch=epoch + 1, batch=0, epoch_loss_sum=0.0, epoch_loss_count=0)
+
+
+def rng_state() -> dict:
+    """The CPU random stream and every visible GPU's (an empty list without CUDA)."""
+    return {"torch_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all()}
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore `rng_state()`; GPU streams for as many GPUs as both runs see (none in older
+    checkpoints)."""
+    torch.set_rng_state(state["torch_rng"])
+    for index, cuda in enumerate(state.get("cuda_rng", [])[: torch.cuda.device_count()]):
+        torch.cuda.set_rng_state(cuda, index)
+
+
+def before_validation(model: nn.Module) -> dict:
+    """What a validation pass may change: BatchNorm's running statistics (val_batchnorm
+    train) and the random streams (dropout in training mode)."""
+    buffers = {name: buffer.detach().clone() for name, buffer in model.named_buffers()}
+    return {"buffers": buffers, **rng_state()}
+
+
+def rewind(model: nn.Module, before: dict) -> None:
+    """Undo an interrupted validation pass, so that the rerun validates from the same state."""
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            buffer.copy_(before["buffers"][name])
+    set_rng_state(before)
 
 
 def validation_loss(

@@ -28,6 +28,7 @@ REQUIRED_KEYS = (
     "train_abp_mean",
     "data_fingerprint",
 )
+CLASSICAL_ARTEFACT = "model.classical"  # a classical model's fitted file, beside its model.pt
 KIND_KEYS = {"deep": ("state_dict",), "classical": ("artefact",), "naive": ()}
 
 
