@@ -25,6 +25,7 @@ from ecg2abp.folds.normalisation import NormStats
 from ecg2abp.folds.protocols import record_units, windows_path
 from ecg2abp.models.inference import inference_forward
 from ecg2abp.stages import variant_evaluate, variant_train
+from ecg2abp.training.calibration import Calibration
 from ecg2abp.training.model_file import load_model_file
 
 log = logging.getLogger("ecg2abp.evaluation.scoring")
@@ -95,7 +96,7 @@ class Predictor:
         return [self.path] + ([self.artefact] if self.artefact else [])
 
     def predict(self, record_id: str, ecg_windows: np.ndarray, batch_size: int) -> np.ndarray:
-        """ABP at the last sample of each raw ECG window [n, window], in mmHg."""
+        """ABP at the last sample of each raw ECG window [n, window], in mmHg (calibrated)."""
         n = len(ecg_windows)
         overall = self.meta["train_abp_mean"]
         level = self.record_means.get(record_id, overall)
@@ -109,7 +110,10 @@ class Predictor:
                 out[first : first + len(x)] = self._forward(x)
         except InputError as error:  # e.g. a classical model refusing non-finite ECG
             raise InputError(f"record {record_id}: {error}") from None
-        prediction = out * self.stats.abp_scale + self.stats.abp_center + (level - overall)
+        calibrated = Calibration.of(self.meta).apply(
+            out * self.stats.abp_scale + self.stats.abp_center
+        )
+        prediction = calibrated + (level - overall)
         if not np.all(np.isfinite(prediction)):
             bad = int(np.count_nonzero(~np.isfinite(prediction)))
             raise InputError(

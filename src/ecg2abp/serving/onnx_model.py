@@ -55,6 +55,7 @@ class OnnxPredictor(Predictor):
             self.meta = json.loads(stored)
             self.stats = NormStats.from_dict(self.meta["stats"])
             self.window = int(self.meta["window"])
+            self.record_means = self.meta.get("record_means") or {}
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{path}: damaged ecg2abp metadata ({_reason(exc)})") from None
         if self.meta.get("format_version") != FORMAT_VERSION:

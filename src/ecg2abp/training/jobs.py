@@ -17,10 +17,12 @@ from ecg2abp.devices import log_device, resolve_device
 from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.floors import beat_floor
+from ecg2abp.evaluation.scoring import Predictor, side_pieces
 from ecg2abp.folds.feed import WindowFeed
 from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.folds.protocols import windows_path
 from ecg2abp.stages import NAIVE, decisive_train, fingerprint, job_config, variant_spec
+from ecg2abp.training.calibration import Calibration, fit_pulse, side_beats
 from ecg2abp.training.checkpoint import load_checkpoint
 from ecg2abp.training.loop import Trainer, fresh_state
 from ecg2abp.training.model_file import CLASSICAL_ARTEFACT, FORMAT_VERSION, save_model_file
@@ -186,7 +188,37 @@ def train_deep(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
     state = trainer.run(state)
     meta = metadata(ctx, fold, data_hash)
     meta.update(best_epoch=state["best_epoch"], best_val_loss=state["best_val"], kind="deep")
-    _write_outputs(ctx, {**meta, "state_dict": state["best_state"]}, state["history"])
+    contents = {**meta, "state_dict": state["best_state"]}
+    contents["calibration"] = calibrate(ctx, fold, contents, device).to_dict()
+    _write_outputs(ctx, contents, state["history"])
+
+
+def calibrate(ctx: RunContext, fold: FoldData, contents: dict, device: torch.device) -> Calibration:
+    """The pulse calibration of the trained model, fitted on the fold's validation side only
+    (the identity when `train.calibration` is none or the protocol samples windows, not beats)."""
+    if ctx.train["calibration"] == "none":
+        return Calibration()
+    if fold.protocol == "paper":
+        log.info("pulse calibration: the paper protocol has no validation beats; none fitted")
+        return Calibration()
+    predictor = Predictor(ctx.model_path, device, meta=contents)
+    batch = ctx.config["evaluate"]["batch_size"]
+    true, predicted = side_beats(
+        fold.shards,
+        list(side_pieces(fold.side("val"), fold.shards)),
+        fold.window,
+        float(ctx.config["fs"]),
+        lambda record_id, windows: predictor.predict(record_id, windows, batch),
+        ctx.train["calibration_max_windows"],
+    )
+    calibration = fit_pulse(true, predicted, contents["train_abp_mean"])
+    log.info(
+        "pulse calibration: gain %.3f about %.1f mmHg from %d validation beats",
+        calibration.gain,
+        contents["train_abp_mean"],
+        calibration.beats,
+    )
+    return calibration
 
 
 def _write_outputs(ctx: RunContext, model_file: dict, history: list[dict]) -> None:
