@@ -22,17 +22,20 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows]) + "\n"
 
 
-def write_html(frame: pd.DataFrame, path: Path, title: str, notes: list[str]) -> None:
-    """A standalone HTML page: title, table, notes (for Snakemake's report, which shows HTML)."""
-    paragraphs = "".join(f"<p>{html.escape(note)}</p>" for note in notes)
+def write_page(body: str, path: Path, title: str) -> None:
+    """A standalone HTML page (styled tables) with `title` above `body` (HTML)."""
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"{STYLE}</head><body><h3>{html.escape(title)}</h3>"
-        f"{frame.to_html(index=False, border=0)}{paragraphs}"
-        "</body></html>"
+        f"{STYLE}</head><body><h3>{html.escape(title)}</h3>{body}</body></html>"
     )
     with atomic_path(path) as tmp:
         tmp.write_text(page)
+
+
+def write_html(frame: pd.DataFrame, path: Path, title: str, notes: list[str]) -> None:
+    """A standalone HTML page: title, table, notes (for Snakemake's report, which shows HTML)."""
+    paragraphs = "".join(f"<p>{html.escape(note)}</p>" for note in notes)
+    write_page(frame.to_html(index=False, border=0) + paragraphs, path, title)
 
 
 def write_markdown(frame: pd.DataFrame, path: Path, notes: list[str]) -> None:
@@ -41,13 +44,8 @@ def write_markdown(frame: pd.DataFrame, path: Path, notes: list[str]) -> None:
 
 
 def write_text_html(text: str, path: Path, title: str) -> None:
-    """Preformatted text (a Markdown table, a YAML file) as a standalone HTML page."""
-    page = (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"</head><body><h3>{html.escape(title)}</h3><pre>{html.escape(text)}</pre></body></html>"
-    )
-    with atomic_path(path) as tmp:
-        tmp.write_text(page)
+    """Preformatted text (a YAML file) as a standalone HTML page."""
+    write_page(f"<pre>{html.escape(text)}</pre>", path, title)
 
 
 def _inline(text: str) -> str:
@@ -109,9 +107,4 @@ def markdown_html(text: str) -> str:
 
 def write_markdown_html(text: str, path: Path, title: str) -> None:
     """A Markdown file the pipeline wrote as a standalone HTML page with real tables."""
-    page = (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"{STYLE}</head><body><h3>{html.escape(title)}</h3>{markdown_html(text)}</body></html>"
-    )
-    with atomic_path(path) as tmp:
-        tmp.write_text(page)
+    write_page(markdown_html(text), path, title)
