@@ -196,7 +196,7 @@ def test_a_comment_or_a_setting_of_how_jobs_run_reruns_nothing(small_run):
     assert jobs == {} and "Nothing to be done" in text, text[-2000:]
 
 
-@pytest.mark.slow
+@pytest.mark.extended  # a minute of prediction on the real record: CI's extended tier
 def test_the_documented_commands_run_on_the_demo_s_outputs(small_run, tmp_path):
     """Every block marked `<!-- run: demo outputs -->`, as written, in a folder laid out like a
     clone after `bash run.sh demo` (results/demo/ is this run's outputs)."""
