@@ -1,13 +1,19 @@
-"""external: a record that cleaning empties is an error naming the counts, not an empty score."""
+"""external: a record that cleaning empties is an error naming the counts, not an empty score;
+the naive floor is scored per level."""
 
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 import wfdb
+from pipeline_factory import ingest_parts, synthetic_parts, tiny_config, write_split
 from real_record import REAL_RECORD
 
 from ecg2abp.cli import main
 from ecg2abp.data.readers import iter_records
+from ecg2abp.serving.external import evaluate_external
+from ecg2abp.training.jobs import train_variant
 
 FS = 125.0
 
@@ -42,3 +48,24 @@ def test_external_on_a_record_cleaning_empties_exits_nonzero_with_the_counts(
     assert "3,750 samples read from 1 record(s)" in line
     assert "abp_range" in line
     assert not (out / "metrics.json").exists()
+
+
+def test_the_naive_floor_predicts_the_training_beats_means_at_the_beat_levels(tmp_path):
+    # Scoring the naive model itself: its own score is its flat line (SBP = the training mean
+    # ABP), its floor uses the training beats' means. On the same beats, the two MEs differ by
+    # exactly floor − training mean at each beat level.
+    config = tiny_config({"split": {"protocol": "record", "folds": 2, "block_size": 1}})
+    shards = ingest_parts(tmp_path, synthetic_parts(tmp_path, records=2), config)
+    split = write_split(tmp_path, shards, config)
+    train_variant("naive", config, split, shards, 0, tmp_path / "naive")
+    model = tmp_path / "naive" / "model.pt"
+    meta = torch.load(model, weights_only=True)
+    result = evaluate_external(model, REAL_RECORD, tmp_path / "ext")
+    floor = meta["beat_floor"]["overall"]
+    assert result["naive_beat_means"] == pytest.approx(floor)
+    assert floor["dbp"] < floor["map"] < floor["sbp"]
+    for level in ("sbp", "dbp", "map"):
+        flat, floored = result["levels"][level], result["naive"]["levels"][level]
+        assert flat["n"] == floored["n"] > 0
+        shift = floor[level] - meta["train_abp_mean"]
+        assert floored["me"] - flat["me"] == pytest.approx(shift, abs=1e-6)

@@ -136,10 +136,13 @@ def original_fold(split: Path, shard_paths: Sequence[Path], fold: int) -> FoldDa
 
 def bind_to_fold(fold: FoldData) -> dict:
     """What binds an imported model to a fold's data: the model-file keys `evaluate` checks and
-    the training ABP mean `external`'s floor predicts."""
+    the training means (ABP, and the beats' SBP, DBP, MAP) `external`'s floor predicts."""
+    from ecg2abp.evaluation.floors import beat_floor  # evaluation imports the models
+
     return {
         "fold": fold.fold,
         "train_abp_mean": float(fold.targets("train").mean()),
+        "beat_floor": beat_floor(fold, per_record=False),
         "data_fingerprint": fold.fingerprint,
     }
 
@@ -180,6 +183,7 @@ def import_original(
         "leaky": True,
         "fold": 0,
         "train_abp_mean": float("nan"),
+        "beat_floor": None,
         "data_fingerprint": "",  # bound to no data
         **(bind_to_fold(fold) if fold is not None else {}),
         "checkpoint_sha256": hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest(),

@@ -51,6 +51,16 @@ class ServingModel:
         return float(np.mean([m.meta["train_abp_mean"] for m in self.members]))
 
     @property
+    def train_beat_means(self) -> dict[str, float] | None:
+        """The beat floor: the training beats' mean SBP, DBP and MAP (averaged over fold
+        members); None where a member's file holds none (written before it was stored)."""
+        floors = [m.meta.get("beat_floor") for m in self.members]
+        if not all(floors):
+            return None
+        levels = floors[0]["overall"]
+        return {level: float(np.mean([f["overall"][level] for f in floors])) for level in levels}
+
+    @property
     def files(self) -> list[Path]:
         """Every file the model is read from."""
         return [file for member in self.members for file in member.files]

@@ -2,8 +2,9 @@
 
 Records are cleaned as ingest cleans them (the model's stored cleaning settings, ECG and ABP
 rules), each kept segment is band-passed from its start, every full window is predicted, and
-the same LevelMetrics as the pipeline's scores it. The naive floor is the training ABP mean
-stored in the model, scored on exactly the samples the model predicted. When cleaning leaves
+the same LevelMetrics as the pipeline's scores it. The naive floor is the training means
+stored in the model (ABP at the point level; the training beats' mean SBP, DBP and MAP at the
+beat levels), scored on exactly the samples the model predicted. When cleaning leaves
 no window to score, that is an error naming the counts, not an empty metrics.json.
 """
 
@@ -54,6 +55,13 @@ def evaluate_external(
             "--split and --fold)",
             model_path,
         )
+    beat_means = model.train_beat_means
+    if beat_means is None:
+        log.warning(
+            "%s: holds no training beat means, so the naive floor's SBP/DBP/MAP are its flat "
+            "line's (a model file written before they were stored: train it again)",
+            model_path,
+        )
     scored, floor = LevelMetrics(fs), LevelMetrics(fs)
     removed = dict.fromkeys(REASONS, 0)
     n_records = n_samples = n_predicted = 0
@@ -86,7 +94,7 @@ def evaluate_external(
                     writer.add(record.record_id, samples, true[ends], mean)
                 scored.update_segment(record.record_id, true, predicted)
                 naive = np.where(np.isnan(predicted), np.nan, model.train_abp_mean)
-                floor.update_segment(record.record_id, true, naive)
+                floor.update_segment(record.record_id, true, naive, beat_means)
         if n_records == 0:
             raise InputError(f"{input_path}: holds no recordings")
         if n_predicted == 0:
@@ -105,6 +113,7 @@ def evaluate_external(
         "samples": n_samples,
         "removed": removed,
         "naive_mean": model.train_abp_mean,
+        "naive_beat_means": beat_means,
         "seconds": round(time.perf_counter() - started, 3),
         "levels": scored.result(),
         "state": scored.to_dict(),

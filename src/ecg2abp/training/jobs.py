@@ -117,6 +117,9 @@ def metadata(ctx: RunContext, fold: FoldData, data_hash: str) -> dict:
         "fold": fold.fold,
         "seed": ctx.train["seed"],
         "train_abp_mean": float(fold.targets("train").mean()),
+        # the training beats' mean SBP, DBP and MAP: the beat floor `external` scores beside any
+        # model (naive's own, per record under temporal, is set by train_naive)
+        "beat_floor": beat_floor(fold, per_record=False),
         "data_fingerprint": data_hash,
         "config_fingerprint": ctx.config_fingerprint(),
         "git_commit": git_commit(),
