@@ -149,34 +149,51 @@ DOWNSTREAM = {"pool": 1, "report_across_variants": 1, "report_comparison": 1, "r
 EVERY_VARIANT = {**DOWNSTREAM, "report_stream": 3, "report_variant_plots": 3, "report_saliency": 1}
 
 
+# One kind of change in the default suite; the others in the extended tier CI runs (each dry
+# run costs about 5 s, and the default suite stays under 4 minutes).
+EXTENDED = pytest.mark.extended
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "changed", "jobs"),
     [
-        (  # from ingest on; the training jobs join once the split (a checkpoint) has rerun
+        pytest.param(  # from ingest on; the training jobs join once the split (a checkpoint) reruns
             {"cleaning": {"abp_min": 25.0}},
             {"ingest"},
             {"ingest": 2, "report_cleaning": 1, "split": 1, **EVERY_VARIANT},
+            id="cleaning",
+            marks=EXTENDED,
         ),
-        ({"split": {"block_size": 1}}, {"split"}, {"split": 1, **EVERY_VARIANT}),
-        (  # a shared training setting: every variant's training, the naive floor's too
+        pytest.param(
+            {"split": {"block_size": 1}},
+            {"split"},
+            {"split": 1, **EVERY_VARIANT},
+            id="split",
+            marks=EXTENDED,
+        ),
+        pytest.param(  # a shared training setting: every variant's training, the naive floor's too
             {"train": {"lr": 0.002}},
             {"train", "train_classical", "report_pages"},
             {"train": 4, "train_classical": 2, "evaluate": 6, **EVERY_VARIANT},
+            id="train",
+            marks=EXTENDED,
         ),
-        (  # one variant's own setting: that variant alone (ridge: no saliency)
+        pytest.param(  # one variant's own setting: that variant alone (ridge: no saliency)
             {"variants": {"ridge": {"train": {"classical_max_windows": 20000}}}},
             {"train_classical", "report_pages"},
             {"train_classical": 2, "evaluate": 2, "report_stream": 1, "report_variant_plots": 1}
             | DOWNSTREAM,
+            id="variant",
         ),
-        (  # the report alone: the jobs that read `bootstrap_samples`, and the config page
+        pytest.param(  # the report alone: the jobs that read `bootstrap_samples`, the config page
             {"report": {"bootstrap_samples": 500}},
             {"report_across_variants", "report_comparison", "report_pages"},
             {"report_across_variants": 1, "report_comparison": 1, "report_pages": 1},
+            id="report",
+            marks=EXTENDED,
         ),
     ],
-    ids=["cleaning", "split", "train", "variant", "report"],
 )
 def test_a_config_change_reruns_exactly_the_jobs_it_affects(small_run, change, changed, jobs):
     planned_jobs, text = planned(small_run, change)
