@@ -19,13 +19,16 @@ def find_chromium() -> str | None:
 
 
 def install_chromium() -> str | None:
-    """Debian's chromium with apt-get, only under CI=true as root (the machine is CI's)."""
-    if os.environ.get("CI") != "true" or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return find_chromium()
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT, "timeout": 600}
+    """Chromium found, else Debian's with apt-get, only under CI=true as root (the machine is
+    CI's); apt waits for its lock, which another tier's install may hold."""
+    found = find_chromium()
+    if found or os.environ.get("CI") != "true" or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT, "timeout": 900}
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, **quiet)
-    command = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]
+    wait = ["-o", "DPkg::Lock::Timeout=600"]
+    subprocess.run(["apt-get", *wait, "update", "-qq"], check=True, env=env, **quiet)
+    command = ["apt-get", *wait, "install", "-y", "-qq", "--no-install-recommends", "chromium"]
     subprocess.run(command, check=True, env=env, **quiet)
     return find_chromium()
 

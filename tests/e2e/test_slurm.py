@@ -177,16 +177,17 @@ def test_each_deep_job_is_its_own_slurm_job_with_one_gpu(slurm_run, local_run):
     for job in jobs:
         by_rule.setdefault(job["rule"], []).append(job)
     deep = [rule for rule in by_rule if re.match(r"rule_(train|evaluate)_wildcards_tiny_", rule)]
-    assert sorted(deep) == ["rule_evaluate_wildcards_tiny_0", "rule_train_wildcards_tiny_0"]
+    # job names: the rule and its wildcards (variant, fold, seed)
+    assert sorted(deep) == ["rule_evaluate_wildcards_tiny_0_0", "rule_train_wildcards_tiny_0_0"]
     for rule, rule_jobs in by_rule.items():
         for job in rule_jobs:
             gpus = re.findall(r"gres/gpu=(\d+)", job["tres"])
             assert gpus == (["1"] if rule in deep else []), (rule, job)
     # The scancelled training and its resumed retry: two jobs; every other rule ran once.
     assert {job["id"]: job["state"] for job in jobs}[cancelled].startswith("CANCELLED")
-    retried = "rule_train_wildcards_tiny_0"
+    retried = "rule_train_wildcards_tiny_0_0"
     assert all(len(js) == 1 for rule, js in by_rule.items() if rule != retried), by_rule
-    assert {"rule_ingest_wildcards_part_1", "rule_train_wildcards_naive_0"} <= set(by_rule)
+    assert {"rule_ingest_wildcards_part_1", "rule_train_wildcards_naive_0_0"} <= set(by_rule)
     assert not any(rule.startswith(("rule_pool", "rule_synth")) for rule in by_rule)
     assert metrics(workdir) == metrics(local_run)
 
