@@ -107,8 +107,11 @@ def test_the_offline_report_shows_every_figure_and_the_summary_table(chromium, t
     (header, *rows), *_ = tables
     assert header[:3] == ["variant", "level", "n"]
     expected = (tiny_run / "results" / "browser" / "summary.md").read_text()
-    table_lines = [ln for ln in expected.splitlines() if ln.startswith("| ") and "---" not in ln]
+    blocks = expected.split("\n\n")
+    first_table = next(b for b in blocks if b.startswith("| variant")).splitlines()  # metrics
+    table_lines = [ln for ln in first_table if ln.startswith("| ") and "---" not in ln]
     assert len(rows) == len(table_lines) - 1 >= 2 * 4  # every variant × level of summary.md
+    assert len(tables) >= 3  # then Tracking and Against the floors, as tables too
     assert {row[0] for row in rows} == set(VARIANTS)
     assert leaving(requests) == [], "the report asked the network for something"
 

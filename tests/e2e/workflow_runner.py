@@ -18,7 +18,7 @@ variants:
   ridge: {model: ridge}
 run_variants: [msca_cssc_unet, ridge]
 threads: 1
-train: {epochs: 2, max_windows_per_epoch: 8000, batch_size: 128, lr: 0.003, max_val_windows: 1000,
+train: {epochs: 2, max_windows_per_epoch: 5000, batch_size: 128, lr: 0.003, max_val_windows: 1000,
         calibration_max_windows: 4000, device: cpu}
 report: {saliency_windows: 32}
 mlflow: {enabled: false}  # MLflow has its own end-to-end runs (tests/e2e/test_tracking.py)
