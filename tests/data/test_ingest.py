@@ -9,7 +9,7 @@ import scipy.signal
 import wfdb
 from real_record import REAL_RECORD
 
-from ecg2abp.config import validate_config
+from ecg2abp.config import load_config, validate_config
 from ecg2abp.data import cleaning
 from ecg2abp.data.ingest import discover_parts, ingest_part, kept_nothing
 from ecg2abp.data.readers import iter_records
@@ -18,6 +18,7 @@ from ecg2abp.data.synth import write_pulsedb, write_synthetic
 from ecg2abp.errors import InputError
 
 REAL_PART = REAL_RECORD
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +193,17 @@ def test_a_pulsedb_subset_is_ingested_with_its_subjects(tmp_path):
 def test_parts_without_subjects_write_no_subjects(synthetic_part, tmp_path):
     _, shard_path, _ = ingest(synthetic_part, tmp_path)
     assert open_shard(shard_path).subjects is None
+
+
+def test_the_pulsedb_overlay_finds_every_subset_file(tmp_path):
+    write_pulsedb(tmp_path, subjects=3, segments_per_subject=2)
+    (tmp_path / "notes.mat").write_bytes(b"")
+    config = load_config(REPO / "config" / "config.yaml", REPO / "config" / "pulsedb.yaml")
+    assert config["cleaning"]["bandpass_hz"] is None
+    assert sorted(discover_parts(tmp_path, config["parts_glob"])) == [
+        "AAMI_Cal_Subset",
+        "AAMI_Test_Subset",
+        "CalBased_Test_Subset",
+        "CalFree_Test_Subset",
+        "Train_Subset",
+    ]
