@@ -457,6 +457,21 @@ def test_pulsedb_subset_is_detected_by_content_and_read_segment_by_segment(tmp_p
             np.testing.assert_array_equal(getattr(record, name), row)
 
 
+def test_pulsedb_reader_holds_one_slice_not_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "PULSEDB_SLICE", 16)
+    n_segments = 480
+    path = write_subset(tmp_path / "Train_Subset.mat", known_signals(n_segments), ["a_0"] * 480)
+    signal_bytes = n_segments * 3 * 1250 * 8
+    tracemalloc.start()
+    try:
+        for _ in iter_records(path):
+            pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.1 * signal_bytes  # a slice is 16 / 480 of it
+
+
 def test_pulsedb_values_reads_a_numeric_field(tmp_path):
     path = write_subset(tmp_path / "Train_Subset.mat", known_signals(3), ["a_0"] * 3)
     np.testing.assert_array_equal(readers.pulsedb_values(path, "SBP"), [0.0, 1.0, 2.0])
