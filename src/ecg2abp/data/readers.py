@@ -355,9 +355,7 @@ def _matlab_text(file: h5py.File, reference: h5py.Reference, where: str) -> str:
 def pulsedb_values(path: Path, name: str) -> np.ndarray:
     """A numeric N×1 field of a PulseDB subset (SBP, DBP, Age, …) as a float64 vector."""
     path = Path(path)
-    with _translated(str(path), "cannot read MATLAB v7.3 file"):
-        file = h5py.File(path, "r")
-    with file:
+    with _open_subset(path) as file:
         if not isinstance(file.get(PULSEDB_STRUCT), h5py.Group):
             raise InputError(f"{path}: no struct {PULSEDB_STRUCT} (not a PulseDB subset)")
         n_rows = _pulsedb_signals(file, path).shape[2]
@@ -368,37 +366,52 @@ def pulsedb_values(path: Path, name: str) -> np.ndarray:
             return np.asarray(field[()], dtype=np.float64).reshape(-1)
 
 
+def _open_subset(path: Path) -> h5py.File:
+    with _translated(str(path), "cannot read MATLAB v7.3 file"):
+        return h5py.File(path, "r")
+
+
+def _pulsedb_slice(path: Path, first: int, stop: int) -> tuple[np.ndarray, list[str]]:
+    """Segments first..stop-1 as (n, 3, L) [ECG_F, PPG_F, ABP_Raw] and their subjects.
+
+    The file is opened for each slice: while a file is open, HDF5 keeps what it read of every
+    cell element dereferenced (about 3.5 kB a segment), which would grow with the file."""
+    with _open_subset(path) as file:
+        signals = _pulsedb_signals(file, path)
+        subjects = _pulsedb_column(file, path, "Subject", signals.shape[2])
+        with _translated(
+            f"{path}: {PULSEDB_STRUCT}.Signals segments {first}–{stop - 1}", "cannot read"
+        ):
+            block = np.transpose(signals[:, :, first:stop], (2, 1, 0))
+            references = _column_rows(subjects, first, stop)
+        names = [
+            _matlab_text(file, reference, f"{path}: {PULSEDB_STRUCT}.Subject segment {row}")
+            for row, reference in enumerate(references, start=first)
+        ]
+    return block, names
+
+
 def _pulsedb_records(path: Path, target_fs: float) -> Iterator[Record]:
     """One Record per 10-s segment of a PulseDB subset, read PULSEDB_SLICE segments at a time."""
-    with _translated(str(path), "cannot read MATLAB v7.3 file"):
-        file = h5py.File(path, "r")
-    with file:
-        signals = _pulsedb_signals(file, path)
-        n_rows = signals.shape[2]
+    with _open_subset(path) as file:
+        length, _, n_rows = _pulsedb_signals(file, path).shape
         subjects = _pulsedb_column(file, path, "Subject", n_rows)
         if h5py.check_dtype(ref=subjects.dtype) is not h5py.Reference:
             raise InputError(f"{path}: {PULSEDB_STRUCT}.Subject: not a cell array of char")
-        n_out = _output_length(signals.shape[0], MATLAB_FS, target_fs)
-        for first in range(0, n_rows, PULSEDB_SLICE):
-            stop = min(n_rows, first + PULSEDB_SLICE)
-            where = f"{path}: {PULSEDB_STRUCT}.Signals segments {first}–{stop - 1}"
-            with _translated(where, "cannot read"):
-                block = np.transpose(signals[:, :, first:stop], (2, 1, 0))
-                references = _column_rows(subjects, first, stop)
-            for offset, (reference, rows) in enumerate(zip(references, block, strict=True)):
-                row = first + offset
-                where = f"{path}: {PULSEDB_STRUCT}.Subject segment {row}"
-                subject = _matlab_text(file, reference, where)
-                channels = {
-                    name: _at_rate(values, MATLAB_FS, target_fs, n_out)
-                    for name, values in zip(PULSEDB_ROWS, rows, strict=True)
-                }
-                yield Record(
-                    pulsedb_record_id(subject, path.stem, row),
-                    float(target_fs),
-                    subject=subject,
-                    **channels,
-                )
+    n_out = _output_length(length, MATLAB_FS, target_fs)
+    for first in range(0, n_rows, PULSEDB_SLICE):
+        block, names = _pulsedb_slice(path, first, min(n_rows, first + PULSEDB_SLICE))
+        for row, (subject, rows) in enumerate(zip(names, block, strict=True), start=first):
+            channels = {
+                name: _at_rate(values, MATLAB_FS, target_fs, n_out)
+                for name, values in zip(PULSEDB_ROWS, rows, strict=True)
+            }
+            yield Record(
+                pulsedb_record_id(subject, path.stem, row),
+                float(target_fs),
+                subject=subject,
+                **channels,
+            )
 
 
 # --- WFDB ---------------------------------------------------------------------------------------
