@@ -505,6 +505,15 @@ def test_pulsedb_malformed_field_names_file_and_key(tmp_path, fields, shown):
     assert message.startswith(f"{path}: ") and shown in message
 
 
+def test_pulsedb_empty_subset_as_matlab_writes_it(tmp_path):
+    path = write_subset(tmp_path / "AAMI_Test_Subset.mat", known_signals(1, 20), ["a_0"])
+    with h5py.File(path, "a") as file:
+        del file["Subset/Signals"]
+        empty = file["Subset"].create_dataset("Signals", data=np.array([0, 3, 1250], np.uint64))
+        empty.attrs["MATLAB_empty"] = np.uint8(1)
+    assert message_of(path) == f"{path}: Subset.Signals holds no segments"
+
+
 def test_pulsedb_subject_that_is_not_text_names_its_segment(tmp_path, monkeypatch):
     monkeypatch.setattr(readers, "PULSEDB_SLICE", 2)
     path = write_subset(tmp_path / "Train_Subset.mat", known_signals(3, 20), ["a_0"] * 3)

@@ -313,6 +313,8 @@ def _pulsedb_field(file: h5py.File, path: Path, name: str) -> h5py.Dataset:
 def _pulsedb_signals(file: h5py.File, path: Path) -> h5py.Dataset:
     """`Subset.Signals`, checked to be numeric of HDF5 shape (L, 3, N)."""
     signals = _pulsedb_field(file, path, "Signals")
+    if signals.attrs.get("MATLAB_empty", 0):
+        raise InputError(f"{path}: {PULSEDB_STRUCT}.Signals holds no segments")
     if signals.dtype.kind not in "fiu" or signals.ndim != 3 or signals.shape[1] != 3:
         raise InputError(
             f"{path}: {PULSEDB_STRUCT}.Signals: expected a numeric N×3×L array, got "
