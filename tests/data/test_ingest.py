@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.io
 import scipy.signal
 import wfdb
 from real_record import REAL_RECORD
@@ -30,6 +31,21 @@ def ingest(part: Path, tmp_path: Path, **overrides) -> tuple[dict, Path, Path]:
     config = validate_config(overrides)
     shard, report = tmp_path / "part.h5", tmp_path / "part.parquet"
     return ingest_part(part, shard, report, config), shard, report
+
+
+def test_a_plain_and_a_compressed_part_give_the_same_shard(synthetic_part, tmp_path):
+    """The record-by-record reader of plain parts against loadmat's (compressed parts)."""
+    packed = tmp_path / "raw" / synthetic_part.name
+    packed.parent.mkdir()
+    scipy.io.savemat(packed, {"p": scipy.io.loadmat(synthetic_part)["p"]}, do_compression=True)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "packed").mkdir()
+    plain_summary, plain, plain_report = ingest(synthetic_part, tmp_path / "plain")
+    packed_summary, packed_shard, packed_report = ingest(packed, tmp_path / "packed")
+    assert plain_summary == packed_summary
+    digests = [open_shard(p).attrs["content_sha256"] for p in (plain, packed_shard)]
+    assert digests[0] == digests[1]
+    pd.testing.assert_frame_equal(pd.read_parquet(plain_report), pd.read_parquet(packed_report))
 
 
 def test_every_sample_is_kept_or_counted(synthetic_part, tmp_path):
