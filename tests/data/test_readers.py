@@ -125,8 +125,11 @@ def test_real_mimic_part():
     assert 60.0 < np.nanmedian(record.abp[2000:15000]) < 200.0
 
 
-def test_kaggle_file_is_loaded_once(tmp_path, monkeypatch):
-    path = write_kaggle(tmp_path / "part_1.mat", [known_matrix(20) for _ in range(5)])
+def test_a_compressed_part_is_loaded_once_a_plain_one_record_by_record(tmp_path, monkeypatch):
+    matrices = [known_matrix(20, offset=i) for i in range(5)]
+    plain = write_kaggle(tmp_path / "part_1.mat", matrices)
+    packed = tmp_path / "part_2.mat"
+    scipy.io.savemat(packed, {"p": scipy.io.loadmat(plain)["p"]}, do_compression=True)
     calls = []
     original = scipy.io.loadmat
 
@@ -135,8 +138,46 @@ def test_kaggle_file_is_loaded_once(tmp_path, monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(readers.scipy.io, "loadmat", counting_loadmat)
-    assert len(list(iter_records(path))) == 5
+    assert len(list(iter_records(packed))) == 5
     assert len(calls) == 1
+    assert len(list(iter_records(plain))) == 5
+    assert len(calls) == 1
+
+
+def as_loadmat_gives(path: Path) -> list[np.ndarray]:
+    return list(scipy.io.loadmat(path)["p"].reshape(-1))
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [np.float64, np.float32, np.int16, np.uint8],
+    ids=["double", "single", "int16", "uint8"],
+)
+def test_plain_parts_read_record_by_record_as_loadmat_reads_them(tmp_path, stored):
+    matrices = [known_matrix(n, offset=n).astype(stored) for n in (2, 7, 300)]
+    path = write_kaggle(tmp_path / "part_3.mat", matrices)
+    located = readers._plain_cells(path)
+    assert located is not None and len(located) == 3
+    read = [matrix for _, matrix in readers._kaggle_matrices(path)]
+    for mine, theirs in zip(read, as_loadmat_gives(path), strict=True):
+        assert mine.dtype == theirs.dtype and mine.shape == theirs.shape
+        np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        [known_matrix(5), np.array(["abc"])],  # text
+        [known_matrix(5), known_matrix(4) + 1j],  # complex
+        [known_matrix(5), np.zeros((3, 4), dtype=bool)],  # logical
+        [known_matrix(5), np.zeros((0, 0))],  # empty
+        [known_matrix(5), np.zeros((3, 1), dtype=np.uint8)],  # 3 bytes, packed into its tag
+    ],
+    ids=["text", "complex", "logical", "empty", "packed"],
+)
+def test_cells_loadmat_types_otherwise_are_left_to_it(tmp_path, cell):
+    path = write_kaggle(tmp_path / "part_1.mat", cell)
+    assert readers._plain_cells(path) is None
 
 
 def test_kaggle_reader_lets_go_of_handed_out_records(tmp_path):
