@@ -82,7 +82,7 @@ def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> 
     window, stride, fs = config["window"], config["stride"], float(config["fs"])
     # kept signals go to unnamed temporary files (gone when closed, whatever happens) until
     # written: memory stays one record, whatever the part's size
-    pieces = PieceSpool(Path(shard_out).parent)
+    pieces = PieceSpool(Path(shard_out))
     segment_rows: list[tuple[int, int, int, int]] = []
     record_ids: list[str] = []
     record_samples: list[int] = []

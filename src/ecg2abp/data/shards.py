@@ -83,10 +83,16 @@ class PieceSpool:
     """Kept (ecg, abp, ppg) pieces appended to one unnamed temporary file per signal in
     `folder`, read back in blocks: a part's kept signals are never all in memory."""
 
-    def __init__(self, folder: Path) -> None:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        # unnamed files, closed by close() or when the spool is dropped
-        self._files = {name: tempfile.TemporaryFile(dir=folder) for name in SIGNALS}  # noqa: SIM115
+    def __init__(self, shard: Path) -> None:
+        """A spool for the shard `shard` will be, in its folder (refused as the shard itself
+        would be where that folder cannot be written)."""
+        folder = Path(shard).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            # unnamed files, closed by close() or when the spool is dropped
+            self._files = {name: tempfile.TemporaryFile(dir=folder) for name in SIGNALS}  # noqa: SIM115
+        except OSError as err:
+            raise InputError(f"{shard}: cannot be written ({err.strerror or err})") from None
         self.lengths: list[int] = []  # of each piece, in order
 
     def add(self, ecg: np.ndarray, abp: np.ndarray, ppg: np.ndarray) -> None:
@@ -153,7 +159,7 @@ def write_shard(
     path = Path(path)
     stored_subjects = stored_subject_ids(subjects, len(records))
     if not isinstance(pieces, PieceSpool):
-        with PieceSpool(path.parent) as spool:
+        with PieceSpool(path) as spool:
             for piece in pieces:
                 spool.add(*piece)
             return write_shard(
