@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import mmap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,6 @@ class Shard:
     ppg: np.ndarray
     segments: np.ndarray
     records: list[str]
-    windows: np.ndarray
     attrs: dict[str, Any]
     record_samples: np.ndarray | None = None  # each record's length before cleaning
 
@@ -137,6 +137,13 @@ class Shard:
             return str(stored)
         signals = {name: [getattr(self, name)] for name in SIGNALS}
         return content_sha256(signals, self.segments, self.records)
+
+    @property
+    def windows(self) -> np.ndarray:
+        """Every window start (the stored index, rebuilt from the segments when asked for: an
+        integer per window, so jobs that need a side's windows use folds.windows instead)."""
+        window, stride = int(self.attrs["window"]), int(self.attrs["stride"])
+        return window_starts(self.segments, window, stride).astype(np.int64)
 
     @property
     def cleaning(self) -> dict:
@@ -156,7 +163,24 @@ def _mapped(path: Path, dataset: h5py.Dataset) -> np.ndarray:
 
 
 def _blocks(signal: np.ndarray, size: int = HASH_BLOCK) -> Iterable[np.ndarray]:
-    return (signal[first : first + size] for first in range(0, len(signal), size))
+    for first in range(0, len(signal), size):
+        yield signal[first : first + size]
+        _release(signal)
+
+
+def _release(signal: np.ndarray) -> None:
+    """Drop a memory-mapped signal's pages from this process (they stay in the page cache): a
+    pass over a mapped shard then holds one block, not the whole file, in its resident memory."""
+    mapping = getattr(signal, "_mmap", None)
+    if isinstance(mapping, mmap.mmap) and hasattr(mapping, "madvise"):
+        mapping.madvise(mmap.MADV_DONTNEED)
+
+
+def release_pages(shard: "Shard") -> None:
+    """After a pass over a mapped shard: its pages out of this process's resident memory
+    (nothing for a shard read into memory)."""
+    for name in SIGNALS:
+        _release(getattr(shard, name))
 
 
 def verify_shard(shard: Shard) -> None:
@@ -201,7 +225,6 @@ def _read_shard(path: Path, *, mapped: bool, signals: bool) -> Shard:
                 path=path,
                 segments=h5["segments"][()],
                 records=[r.decode() if isinstance(r, bytes) else r for r in h5["records"][()]],
-                windows=h5["windows"][()].astype(np.int64),
                 attrs=dict(h5.attrs),
                 record_samples=h5["record_samples"][()] if "record_samples" in h5 else None,
                 **arrays,

@@ -13,6 +13,7 @@ from ecg2abp.evaluation.metrics import find_beats
 from ecg2abp.evaluation.pooling import ALL_FOLDS, pool_tables
 from ecg2abp.folds.loading import open_split_shards
 from ecg2abp.folds.protocols import RECORD_KEY, windows_path
+from ecg2abp.folds.windows import windows_per_record
 
 PROTOCOLS = ("paper", "record")
 SHARES = ("bhs_within_5", "bhs_within_10", "bhs_within_15")
@@ -85,7 +86,7 @@ def paper_density(split_path: Path, shard_paths: Sequence[Path]) -> dict:
         train, test = drawn["fold0_train"], drawn["fold0_test"]
     n_records = n_near = 0
     for index, shard in enumerate(shards):
-        n_records += len(np.unique(shard.locate(shard.windows)[0]))
+        n_records += int(np.count_nonzero(windows_per_record(shard)))
         train_record, train_key = _keys(shard, np.sort(train[train[:, 0] == index, 1]))
         test_record, test_key = _keys(shard, test[test[:, 0] == index, 1])
         if len(test_key) == 0 or len(train_key) == 0:

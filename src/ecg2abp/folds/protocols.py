@@ -15,6 +15,7 @@ from torch.utils.data import random_split
 from ecg2abp.atomic import atomic_path, refuse_overwriting, write_json
 from ecg2abp.data.shards import Shard, lengths_from_segments, open_shard
 from ecg2abp.errors import InputError
+from ecg2abp.folds.windows import windows_per_record
 
 PROTOCOLS = ("record", "part", "temporal", "paper")
 SIDES = ("train", "val", "test")
@@ -38,9 +39,8 @@ def _record_infos(shards: Sequence[Shard]) -> list[RecordInfo]:
     infos = []
     for shard_index, shard in enumerate(shards):
         segments = shard.segments
-        record_of_window, _ = shard.locate(shard.windows)
-        windows_per_record = np.bincount(record_of_window, minlength=len(shard.records))
-        for record_index in np.flatnonzero(windows_per_record):
+        n_windows = windows_per_record(shard)
+        for record_index in np.flatnonzero(n_windows):
             digest = hashlib.sha256()
             for _, start, stop, _ in segments[segments[:, 0] == record_index]:
                 digest.update(shard.ecg[start:stop].tobytes())
@@ -50,7 +50,7 @@ def _record_infos(shards: Sequence[Shard]) -> list[RecordInfo]:
                     shard=shard_index,
                     index=int(record_index),
                     record_id=shard.records[record_index],
-                    n_windows=int(windows_per_record[record_index]),
+                    n_windows=int(n_windows[record_index]),
                     digest=digest.hexdigest(),
                 )
             )

@@ -116,7 +116,7 @@ def metadata(ctx: RunContext, fold: FoldData, data_hash: str) -> dict:
         "leaky": fold.leaky,
         "fold": fold.fold,
         "seed": ctx.train["seed"],
-        "train_abp_mean": float(fold.targets("train").mean()),
+        "train_abp_mean": fold.target_mean("train"),
         # the training beats' mean SBP, DBP and MAP: the beat floor `external` scores beside any
         # model (naive's own, per record under temporal, is set by train_naive)
         "beat_floor": beat_floor(fold, per_record=False),
@@ -322,6 +322,7 @@ def train_variant(
         fold_index,
         normalisation=config["normalisation"],
         abp=config["abp_normalisation"],
+        mapped=True,  # signals read where used: memory does not grow with the shards
     )
     if fold.window != config["window"]:
         raise InputError(
