@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ecg2abp.atomic import atomic_path
-from ecg2abp.data.shards import Shard
+from ecg2abp.data.shards import Shard, release_pages
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import find_beats
 from ecg2abp.evaluation.pooling import ALL_FOLDS, pool_tables
@@ -94,6 +94,7 @@ def paper_density(split_path: Path, shard_paths: Sequence[Path]) -> dict:
         order = np.argsort(train_key)
         train_key, train_record = train_key[order], train_record[order]
         lengths = beat_lengths(shard)
+        release_pages(shard)  # its ABP read for the beats: out of resident memory
         fallback = np.nanmedian(lengths) if np.isfinite(lengths).any() else np.inf
         beat = np.where(np.isnan(lengths), fallback, lengths)[test_record]
         right = np.searchsorted(train_key, test_key).clip(0, len(train_key) - 1)
