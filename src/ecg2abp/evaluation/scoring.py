@@ -258,6 +258,7 @@ def _score_sampled_windows(
             sample = source_of_start[here] + fold.window - 1
             writer.add(record_id, sample, true, prediction)
             records.add(record_id)
+        release_pages(shard)  # the drawn windows touch pages all over it: out of resident memory
     return point, len(records)
 
 
