@@ -137,7 +137,7 @@ def test_paper_protocol_reads_its_drawn_windows_and_normalises_globally(split):
         np.testing.assert_array_equal(fold.starts[side][0], np.sort(drawn[f"fold0_{side}"][:, 1]))
         # the feed's order gives them back as drawn
         np.testing.assert_array_equal(
-            fold.starts[side][0][fold.order[side]], drawn[f"fold0_{side}"][:, 1]
+            fold.starts[side][0].at(fold.order[side]), drawn[f"fold0_{side}"][:, 1]
         )
     # the original normalises with one min-max over every window, test data included
     ecg = covered_ecg(shard_path, every)

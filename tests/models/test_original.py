@@ -15,6 +15,7 @@ from ecg2abp.errors import InputError
 from ecg2abp.evaluation.predictions import HALF_STEP_MMHG, read_predictions
 from ecg2abp.evaluation.scoring import Predictor, evaluate_variant
 from ecg2abp.folds.loading import load_fold
+from ecg2abp.folds.normalisation import target_chunks
 from ecg2abp.models.original import TABLE, map_state_dict, project_name
 from ecg2abp.serving.external import evaluate_external
 
@@ -114,7 +115,8 @@ def test_an_import_bound_to_a_fold_is_scored_by_evaluate_and_external_floor_incl
     meta = torch.load(out, map_location="cpu", weights_only=True)
     fold = load_fold(split, shards, 1, normalisation="minmax_all", abp="none")
     assert (meta["fold"], meta["data_fingerprint"]) == (1, fold.fingerprint)
-    assert meta["train_abp_mean"] == pytest.approx(fold.targets("train").mean(), rel=1e-12)
+    targets = np.concatenate(list(target_chunks(fold.shards, fold.starts["train"], fold.window)))
+    assert meta["train_abp_mean"] == pytest.approx(targets.mean(), rel=1e-12)
     assert meta["stats"] == fold.stats.to_dict()
 
     scored = evaluate_variant(out, split, shards, 1, tmp_path / "eval", config)

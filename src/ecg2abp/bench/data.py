@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg2abp.config import validate_config
-from ecg2abp.data.shards import SIGNALS, Shard, open_shard, verify_shard, window_starts
+from ecg2abp.data.shards import SIGNALS, Shard, open_shard, verify_shard
 
 
 def _synthetic_shard(n_samples: int, window: int, seed: int) -> Shard:
@@ -30,7 +30,6 @@ def _synthetic_shard(n_samples: int, window: int, seed: int) -> Shard:
         ppg=np.zeros(n, np.float32),
         segments=segments,
         records=[f"synthetic/{i:04d}" for i in range(len(lengths))],
-        windows=window_starts(segments, window, 1),
         attrs={"window": window, "stride": 1},
     )
 
@@ -54,6 +53,7 @@ def bench_windows(
     from ecg2abp.devices import resolve_device
     from ecg2abp.folds.feed import WindowFeed
     from ecg2abp.folds.normalisation import NormStats
+    from ecg2abp.folds.windows import all_windows
 
     torch.set_num_threads(threads)
     source = open_shard(shard, mapped=mapped) if shard else _synthetic_shard(n_samples, window, 0)
@@ -64,7 +64,7 @@ def bench_windows(
     target = resolve_device(device, setting="benchmark device")
     feed = WindowFeed(
         [source],
-        [source.windows],
+        [all_windows(source)],
         window=window,
         stats=stats,
         batch_size=batch,

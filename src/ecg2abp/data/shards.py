@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import mmap
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -226,7 +227,6 @@ class Shard:
     ppg: np.ndarray
     segments: np.ndarray
     records: list[str]
-    windows: np.ndarray
     attrs: dict[str, Any]
     record_samples: np.ndarray | None = None  # each record's length before cleaning
     subjects: list[str] | None = None  # each record's subject ("" = unknown); None: none known
@@ -246,6 +246,13 @@ class Shard:
         return content_sha256(signals, self.segments, self.records, self.subjects)
 
     @property
+    def windows(self) -> np.ndarray:
+        """Every window start (the stored index, rebuilt from the segments when asked for: an
+        integer per window, so jobs that need a side's windows use folds.windows instead)."""
+        window, stride = int(self.attrs["window"]), int(self.attrs["stride"])
+        return window_starts(self.segments, window, stride).astype(np.int64)
+
+    @property
     def cleaning(self) -> dict:
         return json.loads(self.attrs.get("cleaning", "{}"))
 
@@ -263,7 +270,24 @@ def _mapped(path: Path, dataset: h5py.Dataset) -> np.ndarray:
 
 
 def _blocks(signal: np.ndarray, size: int = HASH_BLOCK) -> Iterable[np.ndarray]:
-    return (signal[first : first + size] for first in range(0, len(signal), size))
+    for first in range(0, len(signal), size):
+        yield signal[first : first + size]
+        _release(signal)
+
+
+def _release(signal: np.ndarray) -> None:
+    """Drop a memory-mapped signal's pages from this process (they stay in the page cache): a
+    pass over a mapped shard then holds one block, not the whole file, in its resident memory."""
+    mapping = getattr(signal, "_mmap", None)
+    if isinstance(mapping, mmap.mmap) and hasattr(mapping, "madvise"):
+        mapping.madvise(mmap.MADV_DONTNEED)
+
+
+def release_pages(shard: "Shard") -> None:
+    """After a pass over a mapped shard: its pages out of this process's resident memory
+    (nothing for a shard read into memory)."""
+    for name in SIGNALS:
+        _release(getattr(shard, name))
 
 
 def verify_shard(shard: Shard) -> None:
@@ -313,7 +337,6 @@ def _read_shard(path: Path, *, mapped: bool, signals: bool) -> Shard:
                 segments=h5["segments"][()],
                 records=_texts(h5["records"][()]),
                 subjects=_texts(h5["subjects"][()]) if "subjects" in h5 else None,
-                windows=h5["windows"][()].astype(np.int64),
                 attrs=dict(h5.attrs),
                 record_samples=h5["record_samples"][()] if "record_samples" in h5 else None,
                 **arrays,

@@ -7,12 +7,13 @@ import numpy as np
 import pandas as pd
 
 from ecg2abp.atomic import atomic_path
-from ecg2abp.data.shards import Shard
+from ecg2abp.data.shards import Shard, release_pages
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import find_beats
 from ecg2abp.evaluation.pooling import ALL_FOLDS, pool_tables
 from ecg2abp.folds.loading import open_split_shards
 from ecg2abp.folds.protocols import RECORD_KEY, windows_path
+from ecg2abp.folds.windows import windows_per_record
 
 PROTOCOLS = ("paper", "record")
 SHARES = ("bhs_within_5", "bhs_within_10", "bhs_within_15")
@@ -85,7 +86,7 @@ def paper_density(split_path: Path, shard_paths: Sequence[Path]) -> dict:
         train, test = drawn["fold0_train"], drawn["fold0_test"]
     n_records = n_near = 0
     for index, shard in enumerate(shards):
-        n_records += len(np.unique(shard.locate(shard.windows)[0]))
+        n_records += int(np.count_nonzero(windows_per_record(shard)))
         train_record, train_key = _keys(shard, np.sort(train[train[:, 0] == index, 1]))
         test_record, test_key = _keys(shard, test[test[:, 0] == index, 1])
         if len(test_key) == 0 or len(train_key) == 0:
@@ -93,6 +94,7 @@ def paper_density(split_path: Path, shard_paths: Sequence[Path]) -> dict:
         order = np.argsort(train_key)
         train_key, train_record = train_key[order], train_record[order]
         lengths = beat_lengths(shard)
+        release_pages(shard)  # its ABP read for the beats: out of resident memory
         fallback = np.nanmedian(lengths) if np.isfinite(lengths).any() else np.inf
         beat = np.where(np.isnan(lengths), fallback, lengths)[test_record]
         right = np.searchsorted(train_key, test_key).clip(0, len(train_key) - 1)

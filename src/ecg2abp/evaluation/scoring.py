@@ -12,7 +12,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ecg2abp import models
 from ecg2abp.atomic import refuse_overwriting, write_json
-from ecg2abp.data.shards import Shard
+from ecg2abp.data.shards import Shard, release_pages
 from ecg2abp.devices import log_device, resolve_device
 from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
@@ -160,6 +160,7 @@ def side_pieces(side: list[list], shards: Sequence[Shard]) -> Iterator[TestPiece
                     int(start + last - source),
                     int(first),
                 )
+        release_pages(shard)  # a mapped shard's pages read so far: out of resident memory
 
 
 def _score_records(
@@ -191,9 +192,10 @@ def _score_sampled_windows(
     """The paper's test set: sampled windows, scored point-wise only."""
     point = ErrorAccumulator()
     records = set()
-    for shard, starts in zip(fold.shards, fold.starts["test"], strict=True):
-        if len(starts) == 0:
+    for shard, test_starts in zip(fold.shards, fold.starts["test"], strict=True):
+        if len(test_starts) == 0:
             continue
+        starts = np.asarray(test_starts)  # the sampled windows: a share of the data, drawn
         record_of_start, source_of_start = shard.locate(starts)
         for record in np.unique(record_of_start):
             record_id = shard.records[record]
@@ -206,6 +208,7 @@ def _score_sampled_windows(
             sample = source_of_start[here] + fold.window - 1
             writer.add(record_id, sample, true, prediction)
             records.add(record_id)
+        release_pages(shard)  # the drawn windows touch pages all over it: out of resident memory
     return point, len(records)
 
 

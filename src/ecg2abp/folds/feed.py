@@ -13,9 +13,10 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ecg2abp.data.shards import Shard
+from ecg2abp.data.shards import Shard, windows_per_segment
 from ecg2abp.errors import InputError
 from ecg2abp.folds.normalisation import NormStats
+from ecg2abp.folds.windows import WindowSet
 
 RESIDENT_SHARE = 0.25  # the most of a GPU's free memory the signals may take
 
@@ -93,16 +94,25 @@ def side_ranges(side: Sequence[Sequence]) -> dict[str, tuple[int, float]]:
     return ranges
 
 
-def select_windows(shard: Shard, ranges: dict[str, tuple[int, float]], window: int) -> np.ndarray:
-    """Shard window starts whose every sample lies inside its record's range on this side."""
+def select_windows(shard: Shard, ranges: dict[str, tuple[int, float]], window: int) -> WindowSet:
+    """Shard window starts whose every sample lies inside its record's range on this side,
+    from the shard's segments (its window index is never read)."""
     lower = np.full(len(shard.records), np.inf)
     upper = np.full(len(shard.records), -np.inf)
     for index, record_id in enumerate(shard.records):
         if record_id in ranges:
             lower[index], upper[index] = ranges[record_id]
-    record, source = shard.locate(shard.windows)
-    keep = (source >= lower[record]) & (source + window <= upper[record])
-    return shard.windows[keep]
+    stride = int(shard.attrs["stride"])
+    segments = shard.segments.astype(np.int64)
+    record, start, stop, source = segments.T
+    n = windows_per_segment(stop - start, int(shard.attrs["window"]), stride)
+    # a record not on this side has lower +inf and upper -inf: no window
+    k_first = np.clip(np.ceil((lower[record] - source) / stride), 0, n).astype(np.int64)
+    k_last = np.clip(np.floor((upper[record] - window - source) / stride), -1, n - 1)
+    k_last = k_last.astype(np.int64)
+    count = np.maximum(k_last - k_first + 1, 0)
+    keep = count > 0
+    return WindowSet(start[keep] + k_first[keep] * stride, count[keep], stride)
 
 
 def _window_rows(signal: np.ndarray, window: int) -> np.ndarray:
@@ -136,26 +146,24 @@ class WindowFeed:
         self.seed = seed
         self.shuffle = shuffle
         self.max_windows = max_windows
-        self._shard_of = np.concatenate(
-            [np.full(len(s), i, dtype=np.int32) for i, s in enumerate(starts)] or [np.zeros(0)]
-        ).astype(np.int32)
-        self._starts = np.concatenate([np.asarray(s, np.int64) for s in starts] or [np.zeros(0)])
-        self._starts = self._starts.astype(np.int64)
+        self._sets = [WindowSet.of(s) for s in starts]
+        self._offsets = np.cumsum([0, *(len(s) for s in self._sets)], dtype=np.int64)
         self._ecg = [_window_rows(shard.ecg, window) for shard in shards]
         self._abp = [shard.abp for shard in shards]
         self._single = len(shards) == 1
-        self.n_windows = len(self._starts)
-        # unshuffled order: positions into the starts laid end to end (default: as laid)
-        self._order = np.arange(self.n_windows) if order is None else np.asarray(order, np.int64)
+        self.n_windows = int(self._offsets[-1])
+        # unshuffled order: positions into the starts laid end to end (None: as laid)
+        self._order = None if order is None else np.asarray(order, np.int64)
         self.device = torch.device(device)
         needed = sum(2 * 4 * len(shard.ecg) for shard in shards)  # ECG and ABP, float32
         self.placement = choose_placement(self.device, needed, resident)
         self._resident = None
         if self.placement == "resident":
+            shard_of, positions = self.locate(np.arange(self.n_windows))
             self._resident = ResidentSignals(
                 shards,
-                self._shard_of,
-                self._starts,
+                shard_of,
+                self.starts(shard_of, positions),
                 window=window,
                 stats=stats,
                 device=self.device,
@@ -172,18 +180,34 @@ class WindowFeed:
     def epoch_order(self, epoch: int) -> np.ndarray:
         """Window positions of one epoch, deterministic in (seed, epoch)."""
         if not self.shuffle:
+            if self._order is None:
+                return np.arange(self.windows_per_epoch())
             return self._order[: self.windows_per_epoch()]
         rng = np.random.default_rng([self.seed, epoch])
         if self.windows_per_epoch() < self.n_windows:
             return rng.choice(self.n_windows, size=self.windows_per_epoch(), replace=False)
         return rng.permutation(self.n_windows)
 
+    def locate(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Shard of each window position, and the position within that shard's starts."""
+        positions = np.asarray(positions, np.int64)
+        shard_of = np.searchsorted(self._offsets, positions, side="right") - 1
+        return shard_of, positions - self._offsets[shard_of]
+
+    def starts(self, shard_of: np.ndarray, within: np.ndarray) -> np.ndarray:
+        """Window starts (into each shard's arrays) of positions within their shards."""
+        starts = np.empty(len(within), dtype=np.int64)
+        for shard in np.unique(shard_of):
+            mask = shard_of == shard
+            starts[mask] = self._sets[shard].at(within[mask])
+        return starts
+
     def gather(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw (ECG windows [n, window], ABP targets [n]) for window positions, in mmHg/mV."""
-        starts = self._starts[positions]
+        shard_of, within = self.locate(positions)
+        starts = self.starts(shard_of, within)
         if self._single:
             return self._ecg[0][starts], self._abp[0][starts + self.window - 1]
-        shard_of = self._shard_of[positions]
         ecg = np.empty((len(positions), self.window), dtype=np.float32)
         abp = np.empty(len(positions), dtype=np.float32)
         for shard in np.unique(shard_of):

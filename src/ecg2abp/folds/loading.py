@@ -4,15 +4,17 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from ecg2abp.data.shards import Shard, open_shard
+from ecg2abp.data.shards import Shard, open_shard, release_pages
 from ecg2abp.errors import InputError
 from ecg2abp.folds.feed import select_windows, side_ranges
-from ecg2abp.folds.normalisation import NormStats, compute_stats
+from ecg2abp.folds.normalisation import CHUNK, NormStats, compute_stats, target_moments
 from ecg2abp.folds.protocols import SIDES, refuse_duplicate_names, windows_path
+from ecg2abp.folds.windows import WindowSet
 
 SPLIT_KEYS = ("protocol", "n_folds", "window", "stride", "shards", "fingerprints", "folds")
 
@@ -23,10 +25,18 @@ class FoldData:
     fold: int
     window: int
     shards: list[Shard]
-    starts: dict[str, list[np.ndarray]]  # side → window starts, one array per shard
-    stats: NormStats
+    starts: dict[str, list[WindowSet]]  # side → window starts, one set per shard
+    normalisation: str  # ECG statistics' method (folds.normalisation.compute_stats)
+    abp: str  # ABP targets: zscore or none
     # side → feed order: positions into the side's starts laid end to end (paper: as drawn)
     order: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @cached_property
+    def stats(self) -> NormStats:
+        """The training side's statistics, computed when first asked for (evaluation never)."""
+        return compute_stats(
+            self.shards, self.starts["train"], self.window, self.normalisation, abp=self.abp
+        )
 
     @property
     def leaky(self) -> bool:
@@ -48,23 +58,22 @@ class FoldData:
     def side(self, name: str) -> list[list]:
         return self.document["folds"][self.fold][name]
 
-    def targets(self, side: str) -> np.ndarray:
-        """ABP (mmHg) at the last sample of every window of a side."""
-        return np.concatenate(
-            [
-                np.asarray(s.abp[starts + self.window - 1], np.float64)
-                for s, starts in zip(self.shards, self.starts[side], strict=True)
-            ]
-        )
+    def target_mean(self, side: str) -> float:
+        """Mean ABP (mmHg) at the last sample of the side's windows, read in chunks."""
+        return target_moments(self.shards, self.starts[side], self.window)[1]
 
     def record_means(self, side: str) -> dict[str, float]:
-        """Record id → mean ABP target over that record's windows on `side`."""
+        """Record id → mean ABP target over that record's windows on `side`, read in chunks."""
         means: dict[str, float] = {}
         for shard, starts in zip(self.shards, self.starts[side], strict=True):
-            record, _ = shard.locate(starts)
-            targets = np.asarray(shard.abp[starts + self.window - 1], np.float64)
-            sums = np.bincount(record, weights=targets, minlength=len(shard.records))
-            counts = np.bincount(record, minlength=len(shard.records))
+            sums = np.zeros(len(shard.records))
+            counts = np.zeros(len(shard.records), dtype=np.int64)
+            for chunk in starts.chunks(CHUNK):
+                record, _ = shard.locate(chunk)
+                # in window order, as one pass would add them: the same sums whatever CHUNK is
+                np.add.at(sums, record, np.asarray(shard.abp[chunk + self.window - 1], np.float64))
+                np.add.at(counts, record, 1)
+            release_pages(shard)
             for index in np.flatnonzero(counts):
                 means[shard.records[index]] = float(sums[index] / counts[index])
         return means
@@ -106,7 +115,7 @@ def check_shards(split_path: Path, document: dict, shards: Sequence[Shard]) -> N
 
 def _paper_starts(
     split_path: Path, n_shards: int, fold: int
-) -> tuple[dict[str, list[np.ndarray]], dict[str, np.ndarray]]:
+) -> tuple[dict[str, list[WindowSet]], dict[str, np.ndarray]]:
     """Each side's drawn starts sorted per shard, and the order they were drawn in."""
     drawn_path = windows_path(split_path)
     if not drawn_path.is_file():
@@ -115,7 +124,9 @@ def _paper_starts(
     with np.load(drawn_path) as drawn:
         for side in SIDES:
             rows = drawn[f"fold{fold}_{side}"]
-            starts[side] = [np.sort(rows[rows[:, 0] == i, 1]) for i in range(n_shards)]
+            starts[side] = [
+                WindowSet.of(np.sort(rows[rows[:, 0] == i, 1])) for i in range(n_shards)
+            ]
             by_position = np.lexsort((rows[:, 1], rows[:, 0]))  # drawn row at each position
             order[side] = np.empty(len(rows), dtype=np.int64)
             order[side][by_position] = np.arange(len(rows))
@@ -147,7 +158,8 @@ def load_fold(
     abp: str = "zscore",
     mapped: bool = False,
 ) -> FoldData:
-    """Open the fold's shards and select each side's windows; statistics from training data."""
+    """Open the fold's shards and select each side's windows (as runs: O(segments) memory);
+    statistics from training data when first used."""
     document, shards = open_split_shards(split_path, shard_paths, mapped=mapped)
     if not 0 <= fold < document["n_folds"]:
         raise InputError(f"{split_path}: no fold {fold} (the file has {document['n_folds']})")
@@ -161,5 +173,4 @@ def load_fold(
             side: [select_windows(s, side_ranges(sides[side]), window) for s in shards]
             for side in SIDES
         }
-    stats = compute_stats(shards, starts["train"], window, normalisation, abp=abp)
-    return FoldData(document, fold, window, shards, starts, stats, order)
+    return FoldData(document, fold, window, shards, starts, normalisation, abp, order)

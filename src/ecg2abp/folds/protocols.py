@@ -13,8 +13,9 @@ import torch
 from torch.utils.data import random_split
 
 from ecg2abp.atomic import atomic_path, refuse_overwriting, write_json
-from ecg2abp.data.shards import Shard, lengths_from_segments, open_shard
+from ecg2abp.data.shards import Shard, lengths_from_segments, open_shard, release_pages
 from ecg2abp.errors import InputError
+from ecg2abp.folds.windows import windows_per_record
 
 PROTOCOLS = ("record", "part", "temporal", "paper")
 SIDES = ("train", "val", "test")
@@ -38,9 +39,8 @@ def _record_infos(shards: Sequence[Shard]) -> list[RecordInfo]:
     infos = []
     for shard_index, shard in enumerate(shards):
         segments = shard.segments
-        record_of_window, _ = shard.locate(shard.windows)
-        windows_per_record = np.bincount(record_of_window, minlength=len(shard.records))
-        for record_index in np.flatnonzero(windows_per_record):
+        n_windows = windows_per_record(shard)
+        for record_index in np.flatnonzero(n_windows):
             digest = hashlib.sha256()
             for _, start, stop, _ in segments[segments[:, 0] == record_index]:
                 digest.update(shard.ecg[start:stop].tobytes())
@@ -50,10 +50,11 @@ def _record_infos(shards: Sequence[Shard]) -> list[RecordInfo]:
                     shard=shard_index,
                     index=int(record_index),
                     record_id=shard.records[record_index],
-                    n_windows=int(windows_per_record[record_index]),
+                    n_windows=int(n_windows[record_index]),
                     digest=digest.hexdigest(),
                 )
             )
+        release_pages(shard)  # its pages read for the digests: out of resident memory
     return infos
 
 
@@ -275,7 +276,11 @@ def paper_windows(
     total = int(counts.sum())
     generator = torch.Generator().manual_seed(split["paper_seed"])
     n_drawn = int(split["paper_fraction"] * total)
-    drawn = torch.randperm(total, generator=generator)[:n_drawn].numpy()
+    # int32 where it holds every index: the same permutation and generator state as int64,
+    # in half the memory (the one array here as long as all windows; the draw is a copy)
+    dtype = torch.int32 if total < 2**31 else torch.int64
+    drawn = torch.randperm(total, generator=generator, dtype=dtype)[:n_drawn].numpy().copy()
+    drawn = drawn.astype(np.int64)
     fractions = [float(f) for f in split["paper_sides"]]
     if not math.isclose(sum(fractions), 1.0):
         fractions = [f / sum(fractions) for f in fractions]

@@ -26,6 +26,7 @@ from ecg2abp.data.shards import open_shard
 from ecg2abp.errors import InputError
 from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.folds.normalisation import NormStats, compute_stats
+from ecg2abp.folds.windows import all_windows
 from ecg2abp.models.unetpp import PAPER_WIDTHS, UNetPlusPlus
 from ecg2abp.training.jobs import FORMAT_VERSION, git_commit
 
@@ -122,7 +123,7 @@ def original_stats(ecg_min: float, ecg_max: float) -> NormStats:
 def stats_from_shards(shard_paths: Sequence[Path]) -> NormStats:
     """The original's statistics from shards of every part (ingested with config/paper.yaml)."""
     shards = [open_shard(path, mapped=True) for path in shard_paths]
-    starts = [shard.windows for shard in shards]
+    starts = [all_windows(shard) for shard in shards]
     return compute_stats(shards, starts, WINDOW, "minmax_all", abp="none")
 
 
@@ -141,7 +142,7 @@ def bind_to_fold(fold: FoldData) -> dict:
 
     return {
         "fold": fold.fold,
-        "train_abp_mean": float(fold.targets("train").mean()),
+        "train_abp_mean": fold.target_mean("train"),
         "beat_floor": beat_floor(fold, per_record=False),
         "data_fingerprint": fold.fingerprint,
     }

@@ -15,17 +15,18 @@ from ecg2abp.folds.loading import open_split_shards
 
 def test_windows(shards: Sequence[Shard], side: list[list], window: int, count: int) -> np.ndarray:
     """Up to `count` raw ECG windows [n, window] of a split side, evenly spaced over it."""
-    located = [
-        (shard, int(start))
-        for shard in shards
-        for start in select_windows(shard, side_ranges(side), window)
-    ]
-    if not located:
+    sets = [select_windows(shard, side_ranges(side), window) for shard in shards]
+    offsets = np.cumsum([0, *(len(s) for s in sets)])
+    total = int(offsets[-1])
+    if total == 0:
         return np.empty((0, window), np.float32)
-    picks = np.unique(np.linspace(0, len(located) - 1, min(count, len(located))).astype(int))
-    return np.stack(
-        [np.asarray(located[i][0].ecg[located[i][1] : located[i][1] + window]) for i in picks]
-    )
+    picks = np.unique(np.linspace(0, total - 1, min(count, total)).astype(int))
+    rows = []
+    for pick in picks:
+        index = int(np.searchsorted(offsets, pick, side="right") - 1)
+        start = int(sets[index].at(np.array([pick - offsets[index]]))[0])
+        rows.append(np.asarray(shards[index].ecg[start : start + window]))
+    return np.stack(rows)
 
 
 def gradient_x_input(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:

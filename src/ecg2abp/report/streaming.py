@@ -160,9 +160,12 @@ class VariantStream:
                 stream.resampling_unit = str(data["resampling_unit"])
                 units = data["record_units"].tolist()
                 keys = zip(data["seeds"].tolist(), data["records"].tolist(), strict=True)
+                # each array read once: `data[name]` decompresses the whole array again, and a
+                # row of it kept per record would keep every copy (memory quadratic in records)
+                record_n, record_abs = data["record_n"], data["record_abs"]
                 for index, key in enumerate(keys):
-                    stream.record_n[key] = data["record_n"][index]
-                    stream.record_abs[key] = data["record_abs"][index]
+                    stream.record_n[key] = record_n[index]
+                    stream.record_abs[key] = record_abs[index]
                     stream.record_units[key[1]] = units[index]
                 if "example.meta" in data:
                     meta = json.loads(str(data["example.meta"]))

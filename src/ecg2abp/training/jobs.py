@@ -13,6 +13,7 @@ import torch
 
 from ecg2abp import models
 from ecg2abp.atomic import atomic_path, refuse_overwriting
+from ecg2abp.data.shards import Shard, release_pages
 from ecg2abp.devices import log_device, resolve_device
 from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
@@ -116,7 +117,7 @@ def metadata(ctx: RunContext, fold: FoldData, data_hash: str) -> dict:
         "leaky": fold.leaky,
         "fold": fold.fold,
         "seed": ctx.train["seed"],
-        "train_abp_mean": float(fold.targets("train").mean()),
+        "train_abp_mean": fold.target_mean("train"),
         # the training beats' mean SBP, DBP and MAP: the beat floor `external` scores beside any
         # model (naive's own, per record under temporal, is set by train_naive)
         "beat_floor": beat_floor(fold, per_record=False),
@@ -232,9 +233,12 @@ def _write_outputs(ctx: RunContext, model_file: dict, history: list[dict]) -> No
     ctx.checkpoint_path.unlink(missing_ok=True)
 
 
-def _sample(feed: WindowFeed) -> tuple[np.ndarray, np.ndarray]:
-    """The feed's first-epoch windows as arrays: normalised ECG [n, W] and ABP targets [n]."""
+def _sample(feed: WindowFeed, shards: Sequence[Shard]) -> tuple[np.ndarray, np.ndarray]:
+    """The feed's first-epoch windows as arrays: normalised ECG [n, W] and ABP targets [n]
+    (the mapped pages they were read from released: the sample's memory, not the shards')."""
     x, y = feed.normalise(*feed.gather(feed.epoch_order(0)))
+    for shard in shards:
+        release_pages(shard)
     return x[:, 0].numpy(), y.numpy()
 
 
@@ -248,7 +252,7 @@ def train_classical(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
     capped = {**train, "max_windows_per_epoch": cap}
     train_feed, val_feed = _feeds(fold, capped, train["seed"])
     started = time.perf_counter()
-    x, y = _sample(train_feed)
+    x, y = _sample(train_feed, fold.shards)
     model.fit(x, y)
     elapsed = time.perf_counter() - started
     # Scored on at most `classical_max_windows` of them: a model that memorises every window
@@ -257,7 +261,7 @@ def train_classical(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
     train_loss = float(np.mean((model.predict(x[scored]) - y[scored]) ** 2))
     val_loss = train_loss
     if val_feed.n_windows:
-        xv, yv = _sample(val_feed)
+        xv, yv = _sample(val_feed, fold.shards)
         val_loss = float(np.mean((model.predict(xv) - yv) ** 2))
     model.save(ctx.artefact_path)
     meta = metadata(ctx, fold, data_hash)
@@ -322,6 +326,7 @@ def train_variant(
         fold_index,
         normalisation=config["normalisation"],
         abp=config["abp_normalisation"],
+        mapped=True,  # signals read where used: memory does not grow with the shards
     )
     if fold.window != config["window"]:
         raise InputError(
