@@ -184,7 +184,6 @@ def write_shard(
             f"{len(pieces.lengths)} pieces do not lie end to end as {len(segments)} segments say"
         )
     total = int(ends[-1]) if len(ends) else 0
-    windows = window_starts(segments, window, stride)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         datasets = {
             name: h5.create_dataset(name, shape=(total,), dtype=np.float32) for name in SIGNALS
@@ -201,7 +200,6 @@ def write_shard(
             h5.create_dataset(
                 "subjects", data=np.array(stored_subjects, dtype=object), dtype=h5py.string_dtype()
             )
-        h5.create_dataset("windows", data=windows)
         if record_samples is None:
             record_samples = lengths_from_segments(segments, len(records))
         h5.create_dataset("record_samples", data=np.asarray(record_samples, dtype=np.int64))
@@ -214,7 +212,7 @@ def write_shard(
                 **attrs,
             }
         )
-    return len(windows)
+    return int(windows_per_segment(segments[:, 2] - segments[:, 1], window, stride).sum())
 
 
 @dataclass
@@ -247,8 +245,9 @@ class Shard:
 
     @property
     def windows(self) -> np.ndarray:
-        """Every window start (the stored index, rebuilt from the segments when asked for: an
-        integer per window, so jobs that need a side's windows use folds.windows instead)."""
+        """Every window start, from the segments (not stored: shards from before 2026-12-05
+        hold an index that is no longer read). An integer per window, so jobs that need a
+        side's windows use folds.windows instead."""
         window, stride = int(self.attrs["window"]), int(self.attrs["stride"])
         return window_starts(self.segments, window, stride).astype(np.int64)
 
@@ -323,7 +322,7 @@ def _texts(values: np.ndarray) -> list[str]:
 def _read_shard(path: Path, *, mapped: bool, signals: bool) -> Shard:
     try:
         with h5py.File(path, "r") as h5:
-            missing = [key for key in (*SIGNALS, "segments", "records", "windows") if key not in h5]
+            missing = [key for key in (*SIGNALS, "segments", "records") if key not in h5]
             if missing:
                 raise InputError(f"{path}: not an ecg2abp shard (missing {', '.join(missing)})")
             if not signals:
