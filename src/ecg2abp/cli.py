@@ -17,8 +17,18 @@ def _config(path: str | None) -> dict:
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
-    from ecg2abp.data.synth import write_synthetic
+    from ecg2abp.data.synth import write_pulsedb, write_synthetic
 
+    if args.layout == "pulsedb":
+        paths = write_pulsedb(
+            Path(args.out_dir),
+            subjects=args.subjects,
+            segments_per_subject=args.segments,
+            seed=args.seed,
+        )
+        for path in paths:
+            print(path)
+        return
     paths = write_synthetic(
         Path(args.out_dir),
         parts=args.parts,
@@ -136,6 +146,12 @@ def cmd_bench_ingest(args: argparse.Namespace) -> None:
     if not part.exists():
         raise InputError(f"{part}: no such file")
     print(json.dumps(bench_ingest(part, config=_config(args.config), bandpass=args.bandpass)))
+
+
+def cmd_bench_pulsedb(args: argparse.Namespace) -> None:
+    from ecg2abp.bench.pulsedb import pulsedb_check
+
+    print(json.dumps(pulsedb_check(Path(args.subset), _config(args.config))))
 
 
 def cmd_bench_verify(args: argparse.Namespace) -> None:
@@ -312,12 +328,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    synth = commands.add_parser("synth", help="write synthetic part files (Kaggle or UCI layout)")
-    synth.add_argument("out_dir", help="folder to write part_1.mat … into")
+    synth = commands.add_parser(
+        "synth", help="write synthetic part files (Kaggle or UCI layout) or PulseDB subsets"
+    )
+    synth.add_argument("out_dir", help="folder to write part_1.mat … (or *_Subset.mat) into")
     synth.add_argument("--parts", type=int, default=3, help="number of part files (3)")
     synth.add_argument("--records", type=int, default=24, help="records per part (24)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    synth.add_argument("--layout", choices=["kaggle", "uci"], default="kaggle")
+    synth.add_argument("--layout", choices=["kaggle", "uci", "pulsedb"], default="kaggle")
+    synth.add_argument("--subjects", type=int, default=10, help="pulsedb: subjects (10)")
+    synth.add_argument(
+        "--segments", type=int, default=4, help="pulsedb: 10-s segments per subject (4)"
+    )
     synth.add_argument(
         "--full-size",
         action="store_true",
@@ -439,6 +461,12 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_bench.add_argument("--config", help="config YAML (default: built-in defaults)")
     ingest_bench.add_argument("--bandpass", action="store_true", help="keep the ECG band-pass on")
     ingest_bench.set_defaults(run=cmd_bench_ingest)
+    pulsedb_bench = benches.add_parser(
+        "pulsedb-check", help="a PulseDB subset's SBP/DBP against the beats the pipeline finds"
+    )
+    pulsedb_bench.add_argument("subset", help="a PulseDB subset file (*_Subset.mat)")
+    pulsedb_bench.add_argument("--config", help="config YAML (default: built-in defaults)")
+    pulsedb_bench.set_defaults(run=cmd_bench_pulsedb)
     verify_bench = benches.add_parser(
         "verify", help="the shard fingerprint check every job makes: seconds and MB/s"
     )

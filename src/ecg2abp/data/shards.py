@@ -3,7 +3,8 @@
 import hashlib
 import json
 import mmap
-from collections.abc import Iterable, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,16 @@ def lengths_from_segments(segments: np.ndarray, n_records: int) -> np.ndarray:
 
 
 def content_sha256(
-    signals: dict[str, Iterable[np.ndarray]], segments: np.ndarray, records: Sequence[str]
+    signals: dict[str, Iterable[np.ndarray]],
+    segments: np.ndarray,
+    records: Sequence[str],
+    subjects: Sequence[str] | None = None,
 ) -> str:
-    """SHA-256 of a shard's data: records, segments and each signal as float32, in order."""
+    """SHA-256 of a shard's data: records, subjects (only when the shard has them, so shards
+    without keep their fingerprint), segments and each signal as float32, in order."""
     digest = hashlib.sha256(json.dumps(list(records)).encode())
+    if subjects is not None:
+        digest.update(json.dumps(["subjects", *subjects]).encode())
     digest.update(np.ascontiguousarray(segments, dtype=np.int64).tobytes())
     for name in SIGNALS:
         for chunk in signals[name]:
@@ -59,42 +66,141 @@ def content_sha256(
     return digest.hexdigest()
 
 
+def stored_subject_ids(subjects: Sequence[str | None] | None, n_records: int) -> list[str] | None:
+    """The `subjects` dataset to store: one string per record ("" = unknown), or None when no
+    record has a subject."""
+    if subjects is None or all(subject is None for subject in subjects):
+        return None
+    if len(subjects) != n_records:
+        raise ValueError(f"subjects: {len(subjects)} given for {n_records} records")
+    return ["" if subject is None else str(subject) for subject in subjects]
+
+
 def _index_dtype(n: int) -> type:
     return np.uint32 if n < 2**32 else np.uint64
+
+
+class PieceSpool:
+    """Kept (ecg, abp, ppg) pieces appended to one unnamed temporary file per signal in
+    `folder`, read back in blocks: a part's kept signals are never all in memory."""
+
+    def __init__(self, shard: Path) -> None:
+        """A spool for the shard `shard` will be, in its folder (refused as the shard itself
+        would be where that folder cannot be written)."""
+        folder = Path(shard).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            # unnamed files, closed by close() or when the spool is dropped
+            self._files = {name: tempfile.TemporaryFile(dir=folder) for name in SIGNALS}  # noqa: SIM115
+        except OSError as err:
+            raise InputError(f"{shard}: cannot be written ({err.strerror or err})") from None
+        self.lengths: list[int] = []  # of each piece, in order
+
+    def add(self, ecg: np.ndarray, abp: np.ndarray, ppg: np.ndarray) -> None:
+        if not len(ecg) == len(abp) == len(ppg):
+            raise ValueError(
+                f"a piece's signals differ in length: {len(ecg)}, {len(abp)}, {len(ppg)}"
+            )
+        for name, signal in zip(SIGNALS, (ecg, abp, ppg), strict=True):
+            self._files[name].write(memoryview(np.ascontiguousarray(signal, dtype=np.float32)))
+        self.lengths.append(len(ecg))
+
+    def blocks(self, name: str, size: int = HASH_BLOCK) -> Iterator[np.ndarray]:
+        """One signal, all its pieces end to end, `size` samples at a time."""
+        file = self._files[name]
+        file.seek(0)
+        size = max(1, min(size, sum(self.lengths)))
+        while True:
+            block = np.empty(size, dtype=np.float32)
+            count = file.readinto(memoryview(block).cast("B")) // block.itemsize
+            if count == 0:
+                return
+            yield block[:count]
+
+    def close(self) -> None:
+        for file in self._files.values():
+            file.close()
+
+    def __enter__(self) -> "PieceSpool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _written(blocks: Iterable[np.ndarray], dataset: h5py.Dataset) -> Iterator[np.ndarray]:
+    """The blocks, each written to `dataset` (from its start, end to end) as it passes."""
+    position = 0
+    for block in blocks:
+        dataset[position : position + len(block)] = block
+        position += len(block)
+        yield block
 
 
 def write_shard(
     path: Path,
     *,
-    pieces: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    pieces: PieceSpool | Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
     segments: np.ndarray,
     records: Sequence[str],
     window: int,
     stride: int,
     attrs: dict[str, Any],
     record_samples: Sequence[int] | None = None,
+    subjects: Sequence[str | None] | None = None,
 ) -> int:
-    """Write a shard atomically from per-segment (ecg, abp, ppg) pieces; return its window count.
+    """Write a shard atomically from per-segment (ecg, abp, ppg) pieces, spooled or not; return
+    its window count.
 
     `segments` holds (record, start, stop, source_start) rows whose start/stop are the pieces'
     positions once laid end to end; `record_samples` each record's length before cleaning
-    (default: up to its last kept sample).
+    (default: up to its last kept sample); `subjects` each record's subject (None: unknown,
+    stored ""), written only when some record has one.
     """
-    total = int(segments[-1, 2]) if len(segments) else 0
-    windows = window_starts(segments, window, stride)
+    path = Path(path)
+    stored_subjects = stored_subject_ids(subjects, len(records))
+    if not isinstance(pieces, PieceSpool):
+        with PieceSpool(path) as spool:
+            for piece in pieces:
+                spool.add(*piece)
+            return write_shard(
+                path,
+                pieces=spool,
+                segments=segments,
+                records=records,
+                window=window,
+                stride=stride,
+                attrs=attrs,
+                record_samples=record_samples,
+                subjects=subjects,
+            )
     segments = segments.astype(np.int64).reshape(-1, 4)
-    signals = {name: [piece[i] for piece in pieces] for i, name in enumerate(SIGNALS)}
-    fingerprint = content_sha256(signals, segments, records)
+    ends = np.cumsum(pieces.lengths, dtype=np.int64)
+    if not (
+        np.array_equal(segments[:, 2], ends)
+        and np.array_equal(segments[:, 1], ends - pieces.lengths)
+    ):
+        raise ValueError(
+            f"{len(pieces.lengths)} pieces do not lie end to end as {len(segments)} segments say"
+        )
+    total = int(ends[-1]) if len(ends) else 0
+    windows = window_starts(segments, window, stride)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        for index, name in enumerate(SIGNALS):
-            dataset = h5.create_dataset(name, shape=(total,), dtype=np.float32)
-            for (start, stop), piece in zip(segments[:, 1:3], pieces, strict=True):
-                dataset[start:stop] = piece[index]
+        datasets = {
+            name: h5.create_dataset(name, shape=(total,), dtype=np.float32) for name in SIGNALS
+        }
+        # one pass over the spool: each block hashed and written
+        signals = {name: _written(pieces.blocks(name), datasets[name]) for name in SIGNALS}
+        fingerprint = content_sha256(signals, segments, records, stored_subjects)
         h5.create_dataset("segments", data=segments)
         h5["segments"].attrs["columns"] = ",".join(SEGMENT_COLUMNS)
         h5.create_dataset(
             "records", data=np.array(records, dtype=object), dtype=h5py.string_dtype()
         )
+        if stored_subjects is not None:
+            h5.create_dataset(
+                "subjects", data=np.array(stored_subjects, dtype=object), dtype=h5py.string_dtype()
+            )
         h5.create_dataset("windows", data=windows)
         if record_samples is None:
             record_samples = lengths_from_segments(segments, len(records))
@@ -123,6 +229,7 @@ class Shard:
     records: list[str]
     attrs: dict[str, Any]
     record_samples: np.ndarray | None = None  # each record's length before cleaning
+    subjects: list[str] | None = None  # each record's subject ("" = unknown); None: none known
 
     @property
     def name(self) -> str:
@@ -136,7 +243,7 @@ class Shard:
         if stored:
             return str(stored)
         signals = {name: [getattr(self, name)] for name in SIGNALS}
-        return content_sha256(signals, self.segments, self.records)
+        return content_sha256(signals, self.segments, self.records, self.subjects)
 
     @property
     def windows(self) -> np.ndarray:
@@ -187,7 +294,7 @@ def verify_shard(shard: Shard) -> None:
     """Recompute the shard's data fingerprint, one streamed pass; refuse data changed since
     ingest. A shard from before the fingerprint gets the recomputed one."""
     signals = {name: _blocks(getattr(shard, name)) for name in SIGNALS}
-    actual = content_sha256(signals, shard.segments, shard.records)
+    actual = content_sha256(signals, shard.segments, shard.records, shard.subjects)
     stored = shard.attrs.get("content_sha256")
     if stored and str(stored) != actual:
         raise InputError(
@@ -209,6 +316,10 @@ def open_shard(
     return shard
 
 
+def _texts(values: np.ndarray) -> list[str]:
+    return [value.decode() if isinstance(value, bytes) else value for value in values]
+
+
 def _read_shard(path: Path, *, mapped: bool, signals: bool) -> Shard:
     try:
         with h5py.File(path, "r") as h5:
@@ -224,7 +335,8 @@ def _read_shard(path: Path, *, mapped: bool, signals: bool) -> Shard:
             return Shard(
                 path=path,
                 segments=h5["segments"][()],
-                records=[r.decode() if isinstance(r, bytes) else r for r in h5["records"][()]],
+                records=_texts(h5["records"][()]),
+                subjects=_texts(h5["subjects"][()]) if "subjects" in h5 else None,
                 attrs=dict(h5.attrs),
                 record_samples=h5["record_samples"][()] if "record_samples" in h5 else None,
                 **arrays,
