@@ -154,6 +154,13 @@ def cmd_bench_pulsedb(args: argparse.Namespace) -> None:
     print(json.dumps(pulsedb_check(Path(args.subset), _config(args.config))))
 
 
+def cmd_bench_resources(args: argparse.Namespace) -> None:
+    from ecg2abp.bench.resources import bench_resources
+
+    result = bench_resources(Path(args.folder), scale=args.scale)
+    print(result["markdown"] if args.markdown else json.dumps(result))
+
+
 def cmd_bench_verify(args: argparse.Namespace) -> None:
     from ecg2abp.bench.data import bench_verify
 
@@ -467,6 +474,22 @@ def build_parser() -> argparse.ArgumentParser:
     pulsedb_bench.add_argument("subset", help="a PulseDB subset file (*_Subset.mat)")
     pulsedb_bench.add_argument("--config", help="config YAML (default: built-in defaults)")
     pulsedb_bench.set_defaults(run=cmd_bench_pulsedb)
+    resources_bench = benches.add_parser(
+        "resources",
+        help="a finished run's time, CPU, peak memory and writes per rule, from Snakemake's "
+        "benchmark files, and the SLURM set-resources they imply",
+    )
+    resources_bench.add_argument("folder", help="benchmarks/{experiment} of a finished run")
+    resources_bench.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="your data's samples ÷ the measured run's: time limits scale with it (1)",
+    )
+    resources_bench.add_argument(
+        "--markdown", action="store_true", help="the per-rule table as Markdown instead of JSON"
+    )
+    resources_bench.set_defaults(run=cmd_bench_resources)
     verify_bench = benches.add_parser(
         "verify", help="the shard fingerprint check every job makes: seconds and MB/s"
     )
