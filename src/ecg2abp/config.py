@@ -13,11 +13,29 @@ from ecg2abp.errors import InputError
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
 # Keys renamed because their old name said something else: (section, old) → what to write now.
+# Keys that moved (path → where to): refused in one line saying so, before the schema check.
 RENAMED = {
     ("mlflow", "request_retries"): "mlflow.request_attempts (attempts, the first included: "
     "request_retries N is request_attempts N + 1)",
     ("train", "seed"): "train.seeds, a list (e.g. seeds: [0])",
+    **{
+        ("cluster", *key): "measured per rule: set-resources in profiles/slurm/config.yaml"
+        for key in (
+            ("mem_mb_floor",),
+            ("mem_per_input_mb",),
+            ("runtime_minutes", "ingest"),
+            ("runtime_minutes", "split"),
+        )
+    },
 }
+
+
+def _holds(config: Mapping, path: tuple[str, ...]) -> bool:
+    for key in path:
+        if not isinstance(config, Mapping) or key not in config:
+            return False
+        config = config[key]
+    return True
 
 
 @cache
@@ -79,9 +97,9 @@ def validate_config(config: Mapping) -> dict:
     InputError names the bad key."""
     from ecg2abp.sweep import expand_sweep
 
-    for (section, old), new in RENAMED.items():
-        if isinstance(config.get(section), Mapping) and old in config[section]:
-            raise InputError(f"config: key {section}.{old} is now {new}")
+    for path, new in RENAMED.items():
+        if _holds(config, path):
+            raise InputError(f"config: key {'.'.join(path)} is now {new}")
     filled = deepcopy(dict(config))
     schema = load_schema()
     _fill_defaults(filled, schema)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from slurm_cluster import SlurmCluster, missing_packages
 from workflow_runner import REPO, snakemake
 
@@ -36,6 +37,7 @@ evaluate: {stride: 4}
 """
 # Status checks often, so that the tests do not wait on the profile's cluster-friendly pace.
 FAST = ("--slurm-init-seconds-before-status-checks=2", "--seconds-between-status-checks=2")
+REQUESTED = "ReqMem,TimelimitRaw"
 APT = ["slurm-wlm", "munge", "slurmdbd", "mariadb-server"]
 
 
@@ -86,18 +88,43 @@ def slurm_env(pause_dir: Path | None = None) -> dict:
 
 
 def sacct_jobs() -> list[dict]:
-    """Every job SLURM accounted: id, state, rule comment and allocated TRES."""
+    """Every job SLURM accounted: id, state, rule comment, requested memory (MB), time limit
+    (minutes) and allocated TRES."""
     result = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "-a", "-o", "JobID,State,Comment,AllocTRES"],
+        [
+            "sacct",
+            "-X",
+            "-n",
+            "-P",
+            "-a",
+            "-o",
+            "JobID,State,Comment,ReqMem,TimelimitRaw,AllocTRES",
+        ],
         capture_output=True,
         text=True,
         check=True,
     )
     jobs = []
     for line in result.stdout.splitlines():
-        job_id, state, comment, tres = line.split("|")
-        jobs.append({"id": job_id, "state": state, "rule": comment, "tres": tres})
+        job_id, state, comment, memory, minutes, tres = line.split("|")
+        megabytes = int(re.fullmatch(r"(\d+)M[nc]?", memory).group(1))
+        jobs.append(
+            {
+                "id": job_id,
+                "state": state,
+                "rule": comment,
+                "mem_mb": megabytes,
+                "minutes": int(minutes),
+                "tres": tres,
+            }
+        )
     return jobs
+
+
+def profile_resources() -> dict[str, dict]:
+    """profiles/slurm's set-resources: rule → {mem_mb, runtime?}."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    return profile["set-resources"]
 
 
 def on_slurm(workdir: Path, *targets: str) -> list[str]:
@@ -190,6 +217,21 @@ def test_each_deep_job_is_its_own_slurm_job_with_one_gpu(slurm_run, local_run):
     assert {"rule_ingest_wildcards_part_1", "rule_train_wildcards_naive_0_0"} <= set(by_rule)
     assert not any(rule.startswith(("rule_pool", "rule_synth")) for rule in by_rule)
     assert metrics(workdir) == metrics(local_run)
+
+
+def test_each_job_asks_for_the_memory_and_time_its_rule_was_measured_to_need(slurm_run):
+    """profiles/slurm's measured set-resources reach SLURM as each job's --mem and --time."""
+    measured = profile_resources()
+    checked = set()
+    for job in sacct_jobs():
+        rule = re.fullmatch(r"rule_(\w+?)_wildcards_.*|rule_(\w+)", job["rule"])
+        name = rule.group(1) or rule.group(2)
+        assert name in measured, f"rule {name} has no measured resources in profiles/slurm"
+        assert job["mem_mb"] == measured[name]["mem_mb"], job
+        if "runtime" in measured[name]:
+            assert job["minutes"] == measured[name]["runtime"], job
+        checked.add(name)
+    assert {"ingest", "split", "train", "evaluate"} <= checked
 
 
 def test_a_scancelled_training_resumes_and_ends_as_the_local_run(slurm_run, local_run):

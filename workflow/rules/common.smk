@@ -221,17 +221,6 @@ def leak_metrics(protocol):
 # --- what each job asks a scheduler for (profiles/slurm; local runs ignore all but gpu) ------
 
 
-def input_mb(input):
-    """Total size of a job's input files (MB)."""
-    return sum(Path(path).stat().st_size for path in input) / 1e6
-
-
-def job_mem_mb(wildcards, input):
-    """A floor plus memory proportional to the inputs (shards are read into memory)."""
-    cluster = config["cluster"]
-    return int(cluster["mem_mb_floor"] + cluster["mem_per_input_mb"] * input_mb(input))
-
-
 def train_minutes(wildcards, gpus=gpus_for):
     """Deep training: minutes per epoch × (the variant's epochs + 1 for set-up); other
     variants one fit."""
@@ -247,9 +236,11 @@ def evaluate_minutes(wildcards, gpus=gpus_for):
     return minutes["evaluate_deep"] if gpus(wildcards.variant) else minutes["evaluate"]
 
 
-def scheduled(runtime, gpu=None):
-    """A job rule's resources: memory, time limit, partition, account, the early SIGTERM
-    (checkpoint before the time limit) and, through `gpu(wildcards)`, one GPU where needed."""
+def scheduled(runtime=None, gpu=None):
+    """A job rule's resources: partition, account, the early SIGTERM (checkpoint before the
+    time limit), through `gpu(wildcards)` one GPU where needed and, where it depends on the
+    variant, the time limit. Memory and the other time limits: profiles/slurm's set-resources,
+    measured per rule (docs/cluster.md)."""
     cluster = config["cluster"]
     wants_gpu = gpu or (lambda wildcards: 0)
 
@@ -258,13 +249,13 @@ def scheduled(runtime, gpu=None):
         return on_gpu or cluster["partition"] or ""
 
     resources = {
-        "mem_mb": job_mem_mb,
-        "runtime": runtime,
         "slurm_partition": partition,
         "slurm_account": cluster["account"] or "",
         "slurm_extra": f"--signal=TERM@{cluster['signal_seconds']}",
         "gpu": wants_gpu,
     }
+    if runtime is not None:
+        resources["runtime"] = runtime
     if cluster["gpu_model"]:
         resources["gpu_model"] = lambda wildcards: cluster["gpu_model"] if wants_gpu(wildcards) else ""
     return resources

@@ -37,6 +37,6 @@ rule ingest:
         settings=short(stages.ingest_settings(config)),
     threads: 1
     resources:
-        **scheduled(config["cluster"]["runtime_minutes"]["ingest"]),
+        **scheduled(),
     script:
         "../scripts/ingest.py"

@@ -22,7 +22,7 @@ rule leak_gap_split:
         CONDA_ENV
     threads: 1
     resources:
-        **scheduled(config["cluster"]["runtime_minutes"]["split"]),
+        **scheduled(),
     script:
         "../scripts/split.py"
 

@@ -27,7 +27,7 @@ rule report_stream:
         settings=NO_SETTINGS,
     threads: 1
     resources:
-        **scheduled(config["cluster"]["runtime_minutes"]["evaluate"]),
+        **scheduled(),
     script:
         "../scripts/report_stream.py"
 
@@ -148,7 +148,7 @@ rule report_saliency:
         settings=short(stages.report_settings(config, "saliency_windows")),
     threads: config["threads"]
     resources:
-        **scheduled(config["cluster"]["runtime_minutes"]["evaluate"]),  # on the CPU
+        **scheduled(),  # on the CPU
     script:
         "../scripts/report_saliency.py"
 

@@ -19,6 +19,6 @@ checkpoint split:
         settings=short(stages.split_settings(config)),
     threads: 1
     resources:
-        **scheduled(config["cluster"]["runtime_minutes"]["split"]),
+        **scheduled(),
     script:
         "../scripts/split.py"
