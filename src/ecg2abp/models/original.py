@@ -142,7 +142,7 @@ def bind_to_fold(fold: FoldData) -> dict:
     return {
         "fold": fold.fold,
         "train_abp_mean": float(fold.targets("train").mean()),
-        "beat_floor": beat_floor(fold, per_record=False),
+        "beat_floor": beat_floor(fold, calibrated=False),
         "data_fingerprint": fold.fingerprint,
     }
 
