@@ -49,8 +49,10 @@ def write_test_shard(
     stride: int = 1,
     fs: float = 125.0,
     cleaning: Mapping | None = None,
+    subjects: Sequence[str | None] | None = None,
 ) -> int:
-    """Write `records` (id → kept segments, in order; empty = nothing kept) as a shard.
+    """Write `records` (id → kept segments, in order; empty = nothing kept) as a shard, with
+    each record's subject when `subjects` is given (None: unknown).
 
     Returns the shard's window count.
     """
@@ -75,6 +77,7 @@ def write_test_shard(
             "source_sha256": "0" * 64,
             "cleaning": json.dumps(dict(cleaning or {"enabled": True})),
         },
+        subjects=subjects,
     )
 
 

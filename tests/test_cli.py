@@ -18,6 +18,7 @@ import torch
 
 import ecg2abp
 from ecg2abp.cli import main
+from ecg2abp.data.readers import detect_format, iter_records
 from ecg2abp.data.synth import write_synthetic
 
 
@@ -119,6 +120,25 @@ def test_synth_then_ingest(tmp_path, capsys):
     shard = tmp_path / "part_1.h5"
     assert main(["ingest", printed[0], "--out", str(shard)]) == 0
     assert shard.exists() and shard.with_suffix(".clean.parquet").exists()
+
+
+def test_synth_pulsedb_layout(tmp_path, capsys):
+    out = tmp_path / "pulsedb"
+    assert (
+        main(["synth", str(out), "--layout", "pulsedb", "--subjects", "4", "--segments", "2"]) == 0
+    )
+    printed = [Path(p) for p in capsys.readouterr().out.split()]
+    assert [p.name for p in printed] == [
+        "Train_Subset.mat",
+        "CalBased_Test_Subset.mat",
+        "CalFree_Test_Subset.mat",
+        "AAMI_Test_Subset.mat",
+        "AAMI_Cal_Subset.mat",
+    ]
+    assert {detect_format(p) for p in printed} == {"pulsedb"}
+    assert len(list(iter_records(printed[2]))) == 2  # one CalFree subject, both its segments
+    line = one_line_error(capsys, ["synth", str(out), "--layout", "pulsedb", "--subjects", "2"])
+    assert line == "ecg2abp: error: subjects: need at least 3 (train, CalFree, AAMI), got 2"
 
 
 def test_models_lists_the_configured_variants(tmp_path, capsys):

@@ -17,8 +17,18 @@ def _config(path: str | None) -> dict:
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
-    from ecg2abp.data.synth import write_synthetic
+    from ecg2abp.data.synth import write_pulsedb, write_synthetic
 
+    if args.layout == "pulsedb":
+        paths = write_pulsedb(
+            Path(args.out_dir),
+            subjects=args.subjects,
+            segments_per_subject=args.segments,
+            seed=args.seed,
+        )
+        for path in paths:
+            print(path)
+        return
     paths = write_synthetic(
         Path(args.out_dir),
         parts=args.parts,
@@ -312,12 +322,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    synth = commands.add_parser("synth", help="write synthetic part files (Kaggle or UCI layout)")
-    synth.add_argument("out_dir", help="folder to write part_1.mat … into")
+    synth = commands.add_parser(
+        "synth", help="write synthetic part files (Kaggle or UCI layout) or PulseDB subsets"
+    )
+    synth.add_argument("out_dir", help="folder to write part_1.mat … (or *_Subset.mat) into")
     synth.add_argument("--parts", type=int, default=3, help="number of part files (3)")
     synth.add_argument("--records", type=int, default=24, help="records per part (24)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    synth.add_argument("--layout", choices=["kaggle", "uci"], default="kaggle")
+    synth.add_argument("--layout", choices=["kaggle", "uci", "pulsedb"], default="kaggle")
+    synth.add_argument("--subjects", type=int, default=10, help="pulsedb: subjects (10)")
+    synth.add_argument(
+        "--segments", type=int, default=4, help="pulsedb: 10-s segments per subject (4)"
+    )
     synth.add_argument(
         "--full-size",
         action="store_true",

@@ -14,7 +14,7 @@ from ecg2abp.data import cleaning
 from ecg2abp.data.ingest import discover_parts, ingest_part, kept_nothing
 from ecg2abp.data.readers import iter_records
 from ecg2abp.data.shards import open_shard
-from ecg2abp.data.synth import write_synthetic
+from ecg2abp.data.synth import write_pulsedb, write_synthetic
 from ecg2abp.errors import InputError
 
 REAL_PART = REAL_RECORD
@@ -174,3 +174,21 @@ def test_records_and_parts_that_keep_nothing_are_warned_of_and_listed(
     assert "s0002: cleaning kept nothing of its 1 records" in caplog.text
     assert kept_nothing(report_path) == ["s0002 (all 1 records)"]
     assert len(open_shard(shard).windows) == 0
+
+
+def test_a_pulsedb_subset_is_ingested_with_its_subjects(tmp_path):
+    (train, *_) = write_pulsedb(tmp_path / "raw", subjects=4, segments_per_subject=3, seed=2)
+    records = list(iter_records(train))
+    summary, shard_path, report_path = ingest(train, tmp_path)
+    shard = open_shard(shard_path)
+    assert summary["records"] == len(records) == 4  # 2 train subjects × 2 segments
+    assert shard.records == [r.record_id for r in records]
+    assert shard.subjects == [r.subject for r in records]
+    assert shard.subjects[0].startswith("p000000_") and len(set(shard.subjects)) == 2
+    report = pd.read_parquet(report_path)
+    assert report.loc[report["level"] == "part", "n_samples"].item() == 4 * 1250
+
+
+def test_parts_without_subjects_write_no_subjects(synthetic_part, tmp_path):
+    _, shard_path, _ = ingest(synthetic_part, tmp_path)
+    assert open_shard(shard_path).subjects is None

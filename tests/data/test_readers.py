@@ -404,3 +404,128 @@ def test_resampling_block_by_block_equals_resampling_the_whole_signal(fs):
         np.testing.assert_array_equal(np.isnan(chunked), np.isnan(whole))
         np.testing.assert_allclose(chunked, whole, rtol=1e-12, equal_nan=True)
     np.testing.assert_array_equal(readers._at_rate(signal, fs, 125.0, n_out), chunked)
+
+
+# --- PulseDB subsets ------------------------------------------------------------------------------
+
+
+def write_subset(path: Path, signals: np.ndarray, subjects: list[str], **fields) -> Path:
+    """A PulseDB subset as MATLAB v7.3 saves it: struct `Subset`, `Signals` (N×3×L) stored
+    transposed, `Subject` a cell of char stored as (1, N) references; `fields` replace or add
+    struct fields as given (HDF5 order)."""
+    with h5py.File(path, "w", userblock_size=512) as file:
+        refs = file.create_group("#refs#")
+        subset = file.create_group("Subset")
+        subset.attrs["MATLAB_class"] = np.bytes_("struct")
+        texts = [np.array([[ord(c)] for c in name], dtype=np.uint16) for name in subjects]
+        references = [refs.create_dataset(f"s{i}", data=t).ref for i, t in enumerate(texts)]
+        stored = {
+            "Signals": np.asarray(signals).T,
+            "Subject": np.array(references, dtype=h5py.ref_dtype).reshape(1, -1),
+            "SBP": np.arange(len(subjects), dtype=np.float64).reshape(1, -1),
+            **fields,
+        }
+        for name, data in stored.items():
+            if data is not None:
+                subset.create_dataset(name, data=data)
+    with path.open("r+b") as raw:
+        raw.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64".ljust(116))
+    return path
+
+
+def known_signals(n: int, length: int = 1250) -> np.ndarray:
+    """N×3×L segments whose rows (ECG_F, PPG_F, ABP_Raw) and segments are told apart."""
+    ramp = np.arange(length, dtype=np.float64)
+    return np.stack([np.stack([ramp + i, -ramp - i, 100.0 + i + ramp / length]) for i in range(n)])
+
+
+def test_pulsedb_subset_is_detected_by_content_and_read_segment_by_segment(tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "PULSEDB_SLICE", 2)  # 5 segments: slices of 2, 2 and 1
+    subjects = ["p000188_0", "p000188_0", "p000190_0", "p000004_1", "p000004_1"]
+    signals = known_signals(5)
+    path = write_subset(tmp_path / "renamed.bin", signals, subjects)
+    assert detect_format(path) == "pulsedb"
+    records = list(iter_records(path))
+    assert [r.subject for r in records] == subjects
+    assert [r.record_id for r in records] == [
+        f"{subject}/renamed/{row:06d}" for row, subject in enumerate(subjects)
+    ]
+    for record, rows in zip(records, signals, strict=True):
+        assert record.fs == 125.0
+        for name, row in zip(("ecg", "ppg", "abp"), rows, strict=True):
+            assert getattr(record, name).dtype == np.float64
+            np.testing.assert_array_equal(getattr(record, name), row)
+
+
+def test_pulsedb_values_reads_a_numeric_field(tmp_path):
+    path = write_subset(tmp_path / "Train_Subset.mat", known_signals(3), ["a_0"] * 3)
+    np.testing.assert_array_equal(readers.pulsedb_values(path, "SBP"), [0.0, 1.0, 2.0])
+    with pytest.raises(InputError, match=r"Train_Subset.mat: no field Subset.DBP \(found: "):
+        readers.pulsedb_values(path, "DBP")
+
+
+def test_pulsedb_at_another_rate(tmp_path):
+    signals = known_signals(2, length=1000)
+    (record, _) = iter_records(
+        write_subset(tmp_path / "s.mat", signals, ["a_0"] * 2), target_fs=250.0
+    )
+    assert record.fs == 250.0 and record.abp.shape == (2000,)
+    np.testing.assert_allclose(record.abp, resample_poly(signals[0, 2], 2, 1), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("fields", "shown"),
+    [
+        ({"Signals": None}, "no field Subset.Signals (found: SBP, Subject)"),
+        ({"Signals": np.zeros((1250, 2, 3))}, "Subset.Signals: expected a numeric N×3×L array"),
+        ({"Signals": np.zeros((1250, 3))}, "Subset.Signals: expected a numeric N×3×L array"),
+        ({"Subject": None}, "no field Subset.Subject"),
+        ({"Subject": np.zeros((1, 2))}, "Subset.Subject: expected 3×1 (one per segment"),
+        ({"Subject": np.zeros((1, 3))}, "Subset.Subject: not a cell array of char"),
+    ],
+)
+def test_pulsedb_malformed_field_names_file_and_key(tmp_path, fields, shown):
+    path = write_subset(tmp_path / "Train_Subset.mat", known_signals(3, 20), ["a_0"] * 3, **fields)
+    message = message_of(path)
+    assert message.startswith(f"{path}: ") and shown in message
+
+
+def test_pulsedb_subject_that_is_not_text_names_its_segment(tmp_path):
+    path = write_subset(tmp_path / "Train_Subset.mat", known_signals(3, 20), ["a_0"] * 3)
+    with h5py.File(path, "a") as file:
+        bad = file["#refs#"].create_dataset("bad", data=np.zeros((2, 2)))
+        file["Subset/Subject"][0, 2] = bad.ref
+    records = iter_records(path)
+    assert next(records).subject == "a_0"
+    with pytest.raises(InputError, match=r"Subset.Subject segment 2: expected a non-empty char"):
+        list(records)
+
+
+def test_pulsedb_truncated_file(tmp_path):
+    path = write_subset(tmp_path / "Train_Subset.mat", known_signals(40), ["a_0"] * 40)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    message = message_of(path)
+    assert message.startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize(
+    ("folder", "name", "subject"),
+    [
+        ("p000188", "p000188-2134-04-21-17-50", "p000188"),  # MIMIC-III matched subset
+        ("waveforms", "p000188-2134-04-21-17-50", "p000188"),
+        ("p000188", "3544749_0001", "p000188"),  # a segment file in its patient's folder
+        ("s00001", "rec_a", None),
+        ("p00", "p1234", None),
+    ],
+)
+def test_wfdb_subject_from_record_or_folder_name(tmp_path, folder, name, subject):
+    write_wfdb(tmp_path / folder, name, 125.0, {"II": slow_wave(200, 125.0)})
+    (record,) = iter_records(tmp_path / folder)
+    assert record.subject == subject
+    assert readers.wfdb_subject(Path(folder), name) == subject
+
+
+def test_matlab_parts_know_no_subject(tmp_path):
+    (record,) = iter_records(write_kaggle(tmp_path / "part_1.mat", [known_matrix(50)]))
+    assert record.subject is None

@@ -1,5 +1,6 @@
 """Shards: the window index, the HDF5 round trip, memory mapping, atomic writes, bad files."""
 
+import hashlib
 import json
 from dataclasses import replace
 
@@ -8,7 +9,13 @@ import numpy as np
 import pytest
 from shard_factory import Piece, expected_starts, random_record, write_test_shard
 
-from ecg2abp.data.shards import open_shard, window_starts, windows_per_segment, write_shard
+from ecg2abp.data.shards import (
+    content_sha256,
+    open_shard,
+    window_starts,
+    windows_per_segment,
+    write_shard,
+)
 from ecg2abp.errors import InputError
 
 WINDOW = 8
@@ -215,3 +222,41 @@ def test_the_stored_fingerprint_is_the_data_s_and_changes_with_any_of_it(tmp_pat
     for what, other in changed.items():
         write_test_shard(tmp_path / "b.h5", other, window=WINDOW)
         assert open_shard(tmp_path / "b.h5").fingerprint != shard.fingerprint, what
+
+
+def test_subjects_round_trip_and_enter_the_fingerprint_only_when_present(tmp_path):
+    rng = np.random.default_rng(5)
+    records = {"a/0": random_record(rng, [40]), "a/1": [], "a/2": random_record(rng, [30])}
+    write_test_shard(tmp_path / "plain.h5", records, window=WINDOW)
+    plain = open_shard(tmp_path / "plain.h5")
+    assert plain.subjects is None
+    with h5py.File(tmp_path / "plain.h5") as h5:
+        assert "subjects" not in h5
+    signals = {name: [getattr(plain, name)] for name in ("ecg", "abp", "ppg")}
+    # a shard without subjects keeps the fingerprint it had before subjects existed
+    old_digest = hashlib.sha256(json.dumps(plain.records).encode())
+    old_digest.update(plain.segments.astype(np.int64).tobytes())
+    for name in ("ecg", "abp", "ppg"):
+        old_digest.update(getattr(plain, name).astype(np.float32).tobytes())
+    assert plain.fingerprint == old_digest.hexdigest()
+    assert content_sha256(signals, plain.segments, plain.records) == plain.fingerprint
+    write_test_shard(tmp_path / "none.h5", records, window=WINDOW, subjects=[None] * 3)
+    assert open_shard(tmp_path / "none.h5").subjects is None
+    assert open_shard(tmp_path / "none.h5").fingerprint == plain.fingerprint
+
+    subjects = ["p1_0", None, "p2_1"]
+    write_test_shard(tmp_path / "subj.h5", records, window=WINDOW, subjects=subjects)
+    shard = open_shard(tmp_path / "subj.h5")
+    assert shard.subjects == ["p1_0", "", "p2_1"]
+    assert shard.fingerprint != plain.fingerprint
+    write_test_shard(tmp_path / "other.h5", records, window=WINDOW, subjects=["p1_0", "", "p3_1"])
+    assert open_shard(tmp_path / "other.h5").fingerprint != shard.fingerprint
+    with h5py.File(tmp_path / "subj.h5", "a") as h5:  # a subject changed after ingest
+        h5["subjects"][2] = "p9_1"
+    with pytest.raises(InputError, match="differ from its fingerprint"):
+        open_shard(tmp_path / "subj.h5")
+    with h5py.File(tmp_path / "subj.h5", "a") as h5:  # … or dropped
+        h5["subjects"][2] = "p2_1"
+        del h5["subjects"]
+    with pytest.raises(InputError, match="differ from its fingerprint"):
+        open_shard(tmp_path / "subj.h5")

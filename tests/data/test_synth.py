@@ -6,13 +6,15 @@ import pytest
 import scipy.io
 from scipy.signal import butter, filtfilt, find_peaks
 
-from ecg2abp.data.readers import detect_format, iter_records
+from ecg2abp.data.readers import detect_format, iter_records, pulsedb_values
 from ecg2abp.data.synth import (
     ARTEFACTS,
     FULL_SIZE_RECORDS,
     FULL_SIZE_SECONDS,
     _part_plan,
+    segment_pressures,
     synth_record,
+    write_pulsedb,
     write_synthetic,
 )
 from ecg2abp.errors import InputError
@@ -214,4 +216,122 @@ def test_full_size_plan_matches_the_real_set():
 def test_bad_arguments(tmp_path, options, key):
     with pytest.raises(InputError, match=key):
         write_synthetic(tmp_path, **options)
+    assert not list(tmp_path.iterdir())
+
+
+# --- PulseDB subsets ------------------------------------------------------------------------------
+
+PULSEDB_FIELDS = ("Subject", "Signals", "SBP", "DBP", "Age", "Gender", "Height", "Weight", "BMI")
+PULSEDB_STEMS = [
+    "Train_Subset",
+    "CalBased_Test_Subset",
+    "CalFree_Test_Subset",
+    "AAMI_Test_Subset",
+    "AAMI_Cal_Subset",
+]
+
+
+@pytest.fixture(scope="module")
+def pulsedb(tmp_path_factory) -> dict[str, list]:
+    """Subset stem → its records, from 15 subjects of 4 segments."""
+    paths = write_pulsedb(tmp_path_factory.mktemp("pulsedb"), subjects=15, segments_per_subject=4)
+    assert [p.stem for p in paths] == PULSEDB_STEMS
+    return {path.stem: (path, read_all(path)) for path in paths}
+
+
+def subjects_of(pulsedb: dict, stem: str) -> set[str]:
+    return {record.subject for record in pulsedb[stem][1]}
+
+
+def test_pulsedb_files_look_like_matlab_wrote_them(pulsedb):
+    path, records = pulsedb["CalFree_Test_Subset"]
+    assert path.read_bytes()[:19] == b"MATLAB 7.3 MAT-file" and detect_format(path) == "pulsedb"
+    with h5py.File(path, "r") as file:
+        assert file.userblock_size == 512
+        assert set(file) == {"#refs#", "Subset"}
+        subset = file["Subset"]
+        assert subset.attrs["MATLAB_class"] == b"struct"
+        fields = [b"".join(name).decode() for name in subset.attrs["MATLAB_fields"]]
+        assert fields == list(PULSEDB_FIELDS)
+        assert set(subset) == set(fields)
+        n = len(records)
+        assert subset["Signals"].shape == (1250, 3, n)  # N×3×1250 in MATLAB, transposed
+        assert subset["Signals"].dtype == np.float64
+        for name in ("SBP", "DBP", "Age", "Height", "Weight", "BMI"):
+            assert subset[name].shape == (1, n) and subset[name].attrs["MATLAB_class"] == b"double"
+        for name in ("Subject", "Gender"):
+            cell = subset[name]
+            assert cell.shape == (1, n) and cell.attrs["MATLAB_class"] == b"cell"
+            text = file[cell[0, 0]]
+            assert text.dtype == np.uint16 and text.attrs["MATLAB_class"] == b"char"
+        gender = "".join(map(chr, file[subset["Gender"][0, 0]][()].ravel()))
+        assert gender in {"M", "F"}
+    assert all(r.ecg.shape == r.abp.shape == r.ppg.shape == (1250,) for r in records)
+
+
+def test_pulsedb_subsets_share_subjects_as_pulsedb_does(pulsedb):
+    train = subjects_of(pulsedb, "Train_Subset")
+    assert subjects_of(pulsedb, "CalBased_Test_Subset") == train
+    free = subjects_of(pulsedb, "CalFree_Test_Subset")
+    aami = subjects_of(pulsedb, "AAMI_Test_Subset")
+    assert subjects_of(pulsedb, "AAMI_Cal_Subset") == aami
+    assert len(train) == 9 and len(free) == len(aami) == 3
+    assert not (train & free) and not (train & aami) and not (free & aami)
+    train_ecg = {r.ecg.tobytes() for r in pulsedb["Train_Subset"][1]}
+    assert not train_ecg & {r.ecg.tobytes() for r in pulsedb["CalBased_Test_Subset"][1]}
+    for stem, (_, records) in pulsedb.items():  # subject by subject, as Generate_Subsets.m
+        assert [r.subject for r in records] == sorted(r.subject for r in records), stem
+        assert len({r.record_id for r in records}) == len(records)
+        assert all(r.record_id.split("/")[1] == stem for r in records)
+
+
+def test_pulsedb_fields_follow_the_signals(pulsedb):
+    path, records = pulsedb["Train_Subset"]
+    sbp, dbp = pulsedb_values(path, "SBP"), pulsedb_values(path, "DBP")
+    for record, file_sbp, file_dbp in zip(records, sbp, dbp, strict=True):
+        assert (file_sbp, file_dbp) == segment_pressures(record.abp)
+        assert record.abp.min() < file_dbp < file_dbp + 20 < file_sbp < record.abp.max()
+    source = np.array([int(r.subject[-1]) for r in records])
+    bmi = pulsedb_values(path, "BMI")
+    assert set(source) == {0, 1}
+    assert np.isnan(bmi[source == 0]).all() and np.isfinite(bmi[source == 1]).all()
+
+
+def test_pulsedb_ecg_and_ppg_are_band_passed(pulsedb):
+    for record in pulsedb["Train_Subset"][1]:
+        assert abs(record.ppg.mean()) < 0.05 * record.ppg.std()  # raw PPG sits at 1–2 a.u.
+        assert abs(record.ecg.mean()) < 0.05 * record.ecg.std()
+        spectrum = np.abs(np.fft.rfft(record.ecg * np.hanning(len(record.ecg)))) ** 2
+        high = np.fft.rfftfreq(len(record.ecg), 1 / FS) > 50.0
+        assert spectrum[high].sum() < 1e-6 * spectrum.sum()  # raw: ≥ 1e-4 (white noise)
+
+
+def test_pulsedb_subjects_differ_in_pressure_more_than_their_segments(pulsedb):
+    records = [r for stem in ("Train_Subset", "CalBased_Test_Subset") for r in pulsedb[stem][1]]
+    by_subject: dict[str, list[float]] = {}
+    for record in records:
+        by_subject.setdefault(record.subject, []).append(segment_pressures(record.abp)[0])
+    between = np.std([np.mean(values) for values in by_subject.values()])
+    within = np.sqrt(np.mean([np.var(values) for values in by_subject.values()]))
+    assert between > 2 * within
+
+
+def test_write_pulsedb_is_deterministic(tmp_path):
+    first = write_pulsedb(tmp_path / "a", subjects=3, segments_per_subject=2, seed=4)
+    again = write_pulsedb(tmp_path / "b", subjects=3, segments_per_subject=2, seed=4)
+    other = write_pulsedb(tmp_path / "c", subjects=3, segments_per_subject=2, seed=5)
+    for path_a, path_b in zip(first, again, strict=True):
+        for rec_a, rec_b in zip(read_all(path_a), read_all(path_b), strict=True):
+            assert rec_a.record_id == rec_b.record_id
+            for name in ("ecg", "abp", "ppg"):
+                assert getattr(rec_a, name).tobytes() == getattr(rec_b, name).tobytes()
+    assert not np.array_equal(read_all(first[0])[0].abp, read_all(other[0])[0].abp)
+
+
+@pytest.mark.parametrize(
+    ("options", "key"), [({"subjects": 2}, "subjects"), ({"segments_per_subject": 1}, "segments")]
+)
+def test_write_pulsedb_bad_arguments(tmp_path, options, key):
+    with pytest.raises(InputError, match=f"^{key}: "):
+        write_pulsedb(tmp_path, **{"subjects": 3, "segments_per_subject": 2, **options})
     assert not list(tmp_path.iterdir())

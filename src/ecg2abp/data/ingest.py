@@ -84,12 +84,14 @@ def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> 
     segment_rows: list[tuple[int, int, int, int]] = []
     record_ids: list[str] = []
     record_samples: list[int] = []
+    subjects: list[str | None] = []
     rows: list[dict] = []
     position = 0
     records = readers.iter_records(part, ecg_lead=config["ecg_lead"], target_fs=fs)
     for index, record in enumerate(records):
         result = cleaning.clean_record(record.ecg, record.abp, record.fs, settings)
         record_ids.append(record.record_id)
+        subjects.append(record.subject)
         record_samples.append(result.n_samples)
         for start, stop in result.segments:
             ecg = cleaning.filter_ecg_segment(record.ecg[start:stop], record.fs, settings)
@@ -136,6 +138,7 @@ def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> 
         stride=stride,
         attrs=attrs,
         record_samples=record_samples,
+        subjects=subjects,
     )
     report = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
     totals = report.drop(columns=["level", "record_id"]).sum()

@@ -1,4 +1,5 @@
-"""Read recordings (Kaggle / UCI MATLAB parts, WFDB records) as `Record`s at one sampling rate."""
+"""Read recordings (Kaggle / UCI MATLAB parts, PulseDB subsets, WFDB records) as `Record`s at one
+sampling rate."""
 
 import math
 import re
@@ -29,8 +30,14 @@ ECG_LEAD = re.compile(r"I|II|III|AVR|AVL|AVF|V[1-6]?|MCL[1-6]?|(?:ECG|EKG)\d*")
 ABP_NAMES = ("ABP", "ART", "BP")
 PPG_NAMES = ("PLETH", "PPG")
 MAX_RATE_TERMS = 1000
+PULSEDB_STRUCT = "Subset"
+PULSEDB_FIELDS = ("Subject", "Signals")
+PULSEDB_ROWS = ("ecg", "ppg", "abp")  # Signals' middle axis: ECG_F, PPG_F, ABP_Raw
+PULSEDB_SLICE = 256  # segments read at a time (256 × 3 × 1250 float64 = 7.7 MB)
+# A WFDB record that names its patient: MIMIC-III's "p000188-2134-…" or a folder "p000188".
+WFDB_SUBJECT = re.compile(r"(p\d{6})(?:-.*)?")
 
-Format = Literal["kaggle", "uci", "wfdb"]
+Format = Literal["kaggle", "uci", "pulsedb", "wfdb"]
 
 
 @dataclass(frozen=True)
@@ -42,10 +49,12 @@ class Record:
     ecg: np.ndarray
     abp: np.ndarray
     ppg: np.ndarray
+    subject: str | None = None  # the patient/subject the recording is from; None = unknown
 
 
 def detect_format(path: Path) -> Format:
-    """Tell the input layout from the file's content (a folder or `.hea` file is WFDB)."""
+    """Tell the input layout from the file's content (a folder or `.hea` file is WFDB; a MATLAB
+    v7.3 file holding a struct `Subset` is a PulseDB subset)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: does not exist")
@@ -56,7 +65,7 @@ def detect_format(path: Path) -> Format:
     if head.startswith(MAT5_MAGIC):
         return "kaggle"
     if head[MAT73_USER_BLOCK:] == HDF5_MAGIC and h5py.is_hdf5(path):
-        return "uci"
+        return "pulsedb" if _holds_subset(path) else "uci"
     raise InputError(f"{path}: not a MATLAB or WFDB file")
 
 
@@ -73,6 +82,8 @@ def iter_records(
         return _matlab_records(_kaggle_matrices(path), target_fs)
     if layout == "uci":
         return _matlab_records(_uci_matrices(path), target_fs)
+    if layout == "pulsedb":
+        return _pulsedb_records(path, target_fs)
     return _wfdb_records(path, ecg_lead, target_fs)
 
 
@@ -271,6 +282,125 @@ def _uci_variable_name(file: h5py.File, path: Path) -> str:
     raise InputError(f"{path}: no variable '{path.stem}' (found: {', '.join(variables) or 'none'})")
 
 
+# --- PulseDB subsets ----------------------------------------------------------------------------
+# A subset file (Train_Subset.mat, CalFree_Test_Subset.mat, …) is MATLAB v7.3: a struct `Subset`
+# is an HDF5 group whose fields are datasets. `Signals` (N×3×L double in MATLAB) is stored
+# transposed, HDF5 shape (L, 3, N); `Subject` (an N×1 cell of char) is (1, N) object references
+# into `#refs#`, each a (length, 1) uint16 char array. Both are read PULSEDB_SLICE rows at a time.
+
+
+def _holds_subset(path: Path) -> bool:
+    """Whether a MATLAB v7.3 file holds PulseDB's struct `Subset` (an HDF5 group)."""
+    with _translated(str(path), "cannot read MATLAB v7.3 file"), h5py.File(path, "r") as file:
+        return isinstance(file.get(PULSEDB_STRUCT), h5py.Group)
+
+
+def pulsedb_record_id(subject: str, stem: str, row: int) -> str:
+    """A segment's id: subject (its last digit the source), subset file and row, e.g.
+    "p000188_0/Train_Subset/000123"."""
+    return f"{subject}/{stem}/{row:06d}"
+
+
+def _pulsedb_field(file: h5py.File, path: Path, name: str) -> h5py.Dataset:
+    """The struct field `Subset.<name>` as a dataset."""
+    field = file[PULSEDB_STRUCT].get(name)
+    if not isinstance(field, h5py.Dataset):
+        found = ", ".join(file[PULSEDB_STRUCT]) or "none"
+        raise InputError(f"{path}: no field {PULSEDB_STRUCT}.{name} (found: {found})")
+    return field
+
+
+def _pulsedb_signals(file: h5py.File, path: Path) -> h5py.Dataset:
+    """`Subset.Signals`, checked to be numeric of HDF5 shape (L, 3, N)."""
+    signals = _pulsedb_field(file, path, "Signals")
+    if signals.dtype.kind not in "fiu" or signals.ndim != 3 or signals.shape[1] != 3:
+        raise InputError(
+            f"{path}: {PULSEDB_STRUCT}.Signals: expected a numeric N×3×L array, got "
+            f"{'×'.join(str(n) for n in reversed(signals.shape))} {signals.dtype} "
+            "(in MATLAB's order)"
+        )
+    return signals
+
+
+def _pulsedb_column(file: h5py.File, path: Path, name: str, n_rows: int) -> h5py.Dataset:
+    """An N×1 field (HDF5 (1, N) or (N, 1)), checked to hold one value per segment."""
+    field = _pulsedb_field(file, path, name)
+    if field.ndim != 2 or 1 not in field.shape or field.size != n_rows:
+        raise InputError(
+            f"{path}: {PULSEDB_STRUCT}.{name}: expected {n_rows}×1 (one per segment of "
+            f"Signals), got {'×'.join(str(n) for n in reversed(field.shape))}"
+        )
+    return field
+
+
+def _column_rows(field: h5py.Dataset, first: int, stop: int) -> np.ndarray:
+    """Rows first..stop of an N×1 field, whichever way HDF5 holds it."""
+    return field[0, first:stop] if field.shape[0] == 1 else field[first:stop, 0]
+
+
+def _matlab_text(file: h5py.File, reference: h5py.Reference, where: str) -> str:
+    """The MATLAB char array a cell element refers to, as text."""
+    with _translated(where, "cannot read cell element"):
+        stored = file[reference]
+        text = stored[()] if isinstance(stored, h5py.Dataset) else None
+    if (
+        not isinstance(text, np.ndarray)
+        or text.dtype.kind not in "ui"
+        or stored.attrs.get("MATLAB_empty", 0)
+    ):
+        raise InputError(f"{where}: expected a non-empty char array, got {_describe(text)}")
+    return "".join(map(chr, text.reshape(-1)))
+
+
+def pulsedb_values(path: Path, name: str) -> np.ndarray:
+    """A numeric N×1 field of a PulseDB subset (SBP, DBP, Age, …) as a float64 vector."""
+    path = Path(path)
+    with _translated(str(path), "cannot read MATLAB v7.3 file"):
+        file = h5py.File(path, "r")
+    with file:
+        if not isinstance(file.get(PULSEDB_STRUCT), h5py.Group):
+            raise InputError(f"{path}: no struct {PULSEDB_STRUCT} (not a PulseDB subset)")
+        n_rows = _pulsedb_signals(file, path).shape[2]
+        field = _pulsedb_column(file, path, name, n_rows)
+        if field.dtype.kind not in "fiu":
+            raise InputError(f"{path}: {PULSEDB_STRUCT}.{name}: not numeric ({field.dtype})")
+        with _translated(f"{path}: {PULSEDB_STRUCT}.{name}", "cannot read"):
+            return np.asarray(field[()], dtype=np.float64).reshape(-1)
+
+
+def _pulsedb_records(path: Path, target_fs: float) -> Iterator[Record]:
+    """One Record per 10-s segment of a PulseDB subset, read PULSEDB_SLICE segments at a time."""
+    with _translated(str(path), "cannot read MATLAB v7.3 file"):
+        file = h5py.File(path, "r")
+    with file:
+        signals = _pulsedb_signals(file, path)
+        n_rows = signals.shape[2]
+        subjects = _pulsedb_column(file, path, "Subject", n_rows)
+        if h5py.check_dtype(ref=subjects.dtype) is not h5py.Reference:
+            raise InputError(f"{path}: {PULSEDB_STRUCT}.Subject: not a cell array of char")
+        n_out = _output_length(signals.shape[0], MATLAB_FS, target_fs)
+        for first in range(0, n_rows, PULSEDB_SLICE):
+            stop = min(n_rows, first + PULSEDB_SLICE)
+            where = f"{path}: {PULSEDB_STRUCT}.Signals segments {first}–{stop - 1}"
+            with _translated(where, "cannot read"):
+                block = np.transpose(signals[:, :, first:stop], (2, 1, 0))
+                references = _column_rows(subjects, first, stop)
+            for offset, (reference, rows) in enumerate(zip(references, block, strict=True)):
+                row = first + offset
+                where = f"{path}: {PULSEDB_STRUCT}.Subject segment {row}"
+                subject = _matlab_text(file, reference, where)
+                channels = {
+                    name: _at_rate(values, MATLAB_FS, target_fs, n_out)
+                    for name, values in zip(PULSEDB_ROWS, rows, strict=True)
+                }
+                yield Record(
+                    pulsedb_record_id(subject, path.stem, row),
+                    float(target_fs),
+                    subject=subject,
+                    **channels,
+                )
+
+
 # --- WFDB ---------------------------------------------------------------------------------------
 
 
@@ -317,6 +447,16 @@ def _wfdb_headers(path: Path) -> list[Path]:
     return [header for header in headers if header.stem not in segments]
 
 
+def wfdb_subject(folder: Path, name: str) -> str | None:
+    """The patient a WFDB record names, MIMIC-III style: its name "p000188-2134-…" or its folder
+    "p000188" gives "p000188"; None when neither does."""
+    for text in (name, folder.name):
+        match = WFDB_SUBJECT.fullmatch(text)
+        if match:
+            return match.group(1)
+    return None
+
+
 def _wfdb_records(path: Path, ecg_lead: str, target_fs: float) -> Iterator[Record]:
     """One Record per WFDB record, channels picked by name and brought to `target_fs`."""
     folder = path.resolve() if path.is_dir() else path.resolve().parent
@@ -333,6 +473,7 @@ def _wfdb_records(path: Path, ecg_lead: str, target_fs: float) -> Iterator[Recor
             ),
             abp=_wfdb_channel(stored, _channel(stored.sig_name or [], ABP_NAMES), target_fs, n_out),
             ppg=_wfdb_channel(stored, _channel(stored.sig_name or [], PPG_NAMES), target_fs, n_out),
+            subject=wfdb_subject(folder, header.stem),
         )
 
 

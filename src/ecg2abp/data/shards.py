@@ -47,15 +47,31 @@ def lengths_from_segments(segments: np.ndarray, n_records: int) -> np.ndarray:
 
 
 def content_sha256(
-    signals: dict[str, Iterable[np.ndarray]], segments: np.ndarray, records: Sequence[str]
+    signals: dict[str, Iterable[np.ndarray]],
+    segments: np.ndarray,
+    records: Sequence[str],
+    subjects: Sequence[str] | None = None,
 ) -> str:
-    """SHA-256 of a shard's data: records, segments and each signal as float32, in order."""
+    """SHA-256 of a shard's data: records, subjects (only when the shard has them, so shards
+    without keep their fingerprint), segments and each signal as float32, in order."""
     digest = hashlib.sha256(json.dumps(list(records)).encode())
+    if subjects is not None:
+        digest.update(json.dumps(["subjects", *subjects]).encode())
     digest.update(np.ascontiguousarray(segments, dtype=np.int64).tobytes())
     for name in SIGNALS:
         for chunk in signals[name]:
             digest.update(np.ascontiguousarray(chunk, dtype=np.float32).tobytes())
     return digest.hexdigest()
+
+
+def stored_subject_ids(subjects: Sequence[str | None] | None, n_records: int) -> list[str] | None:
+    """The `subjects` dataset to store: one string per record ("" = unknown), or None when no
+    record has a subject."""
+    if subjects is None or all(subject is None for subject in subjects):
+        return None
+    if len(subjects) != n_records:
+        raise ValueError(f"subjects: {len(subjects)} given for {n_records} records")
+    return ["" if subject is None else str(subject) for subject in subjects]
 
 
 def _index_dtype(n: int) -> type:
@@ -72,18 +88,21 @@ def write_shard(
     stride: int,
     attrs: dict[str, Any],
     record_samples: Sequence[int] | None = None,
+    subjects: Sequence[str | None] | None = None,
 ) -> int:
     """Write a shard atomically from per-segment (ecg, abp, ppg) pieces; return its window count.
 
     `segments` holds (record, start, stop, source_start) rows whose start/stop are the pieces'
     positions once laid end to end; `record_samples` each record's length before cleaning
-    (default: up to its last kept sample).
+    (default: up to its last kept sample); `subjects` each record's subject (None: unknown,
+    stored ""), written only when some record has one.
     """
+    stored_subjects = stored_subject_ids(subjects, len(records))
     total = int(segments[-1, 2]) if len(segments) else 0
     windows = window_starts(segments, window, stride)
     segments = segments.astype(np.int64).reshape(-1, 4)
     signals = {name: [piece[i] for piece in pieces] for i, name in enumerate(SIGNALS)}
-    fingerprint = content_sha256(signals, segments, records)
+    fingerprint = content_sha256(signals, segments, records, stored_subjects)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         for index, name in enumerate(SIGNALS):
             dataset = h5.create_dataset(name, shape=(total,), dtype=np.float32)
@@ -94,6 +113,10 @@ def write_shard(
         h5.create_dataset(
             "records", data=np.array(records, dtype=object), dtype=h5py.string_dtype()
         )
+        if stored_subjects is not None:
+            h5.create_dataset(
+                "subjects", data=np.array(stored_subjects, dtype=object), dtype=h5py.string_dtype()
+            )
         h5.create_dataset("windows", data=windows)
         if record_samples is None:
             record_samples = lengths_from_segments(segments, len(records))
@@ -123,6 +146,7 @@ class Shard:
     windows: np.ndarray
     attrs: dict[str, Any]
     record_samples: np.ndarray | None = None  # each record's length before cleaning
+    subjects: list[str] | None = None  # each record's subject ("" = unknown); None: none known
 
     @property
     def name(self) -> str:
@@ -136,7 +160,7 @@ class Shard:
         if stored:
             return str(stored)
         signals = {name: [getattr(self, name)] for name in SIGNALS}
-        return content_sha256(signals, self.segments, self.records)
+        return content_sha256(signals, self.segments, self.records, self.subjects)
 
     @property
     def cleaning(self) -> dict:
@@ -163,7 +187,7 @@ def verify_shard(shard: Shard) -> None:
     """Recompute the shard's data fingerprint, one streamed pass; refuse data changed since
     ingest. A shard from before the fingerprint gets the recomputed one."""
     signals = {name: _blocks(getattr(shard, name)) for name in SIGNALS}
-    actual = content_sha256(signals, shard.segments, shard.records)
+    actual = content_sha256(signals, shard.segments, shard.records, shard.subjects)
     stored = shard.attrs.get("content_sha256")
     if stored and str(stored) != actual:
         raise InputError(
@@ -185,6 +209,10 @@ def open_shard(
     return shard
 
 
+def _texts(values: np.ndarray) -> list[str]:
+    return [value.decode() if isinstance(value, bytes) else value for value in values]
+
+
 def _read_shard(path: Path, *, mapped: bool, signals: bool) -> Shard:
     try:
         with h5py.File(path, "r") as h5:
@@ -200,7 +228,8 @@ def _read_shard(path: Path, *, mapped: bool, signals: bool) -> Shard:
             return Shard(
                 path=path,
                 segments=h5["segments"][()],
-                records=[r.decode() if isinstance(r, bytes) else r for r in h5["records"][()]],
+                records=_texts(h5["records"][()]),
+                subjects=_texts(h5["subjects"][()]) if "subjects" in h5 else None,
                 windows=h5["windows"][()].astype(np.int64),
                 attrs=dict(h5.attrs),
                 record_samples=h5["record_samples"][()] if "record_samples" in h5 else None,

@@ -1,15 +1,16 @@
-"""Synthetic MIMIC-like part files: plausible ECG, ABP and PPG with a learnable ECG→BP link."""
+"""Synthetic MIMIC-like part files (and PulseDB-layout subset files): plausible ECG, ABP and PPG
+with a learnable ECG→BP link."""
 
 import string
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import h5py
 import numpy as np
 import scipy.io
 import wfdb
-from scipy.signal import lfilter
+from scipy.signal import butter, find_peaks, lfilter, sosfiltfilt
 
 from ecg2abp.atomic import atomic_path
 from ecg2abp.errors import InputError
@@ -291,7 +292,13 @@ def synth_record(
     rng: np.random.Generator, n_samples: int, fs: float = FS
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One clean record: ECG (mV), ABP (mmHg) and PPG (a.u.), each float64 of `n_samples`."""
-    body = _draw_body(rng)
+    return _record_of(rng, _draw_body(rng), n_samples, fs)
+
+
+def _record_of(
+    rng: np.random.Generator, body: _Body, n_samples: int, fs: float = FS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A clean record of the body `body`: its beats, ECG, ABP and PPG drawn from `rng`."""
     margin = int(MARGIN_SECONDS * fs)
     grid = (np.arange(n_samples + 2 * margin) - margin) / fs
     beats = _draw_beats(rng, body, grid)
@@ -483,3 +490,185 @@ def write_wfdb_lead(folder: Path, name: str, ecg: np.ndarray, fs: float) -> Path
         write_dir=str(folder),
     )
     return folder / f"{name}.hea"
+
+
+# --- PulseDB subsets ----------------------------------------------------------------------------
+# Files laid out as PulseDB's Generate_Subsets.m saves them (MATLAB v7.3, struct `Subset`), with
+# subjects whose pressure level differs by more than their ECG shows, so that unseen subjects
+# score visibly worse than unseen segments of known ones.
+
+PULSEDB_SEGMENT = 1250  # samples of one segment: 10 s at 125 Hz
+PULSEDB_PAD_SECONDS = 2.0  # drawn either side of a segment and filtered away, as a cut-out
+PULSEDB_SUBJECT_SD = 15.0  # mmHg, SD of each subject's pressure offset (invisible in the ECG)
+ECG_F_BAND = (0.5, 40.0)  # Hz, zero-phase 4th-order Butterworth band-pass giving ECG_F
+PPG_F_BAND = (0.5, 8.0)  # Hz, the same giving PPG_F
+PULSEDB_FILTER_ORDER = 4
+PULSEDB_VITALDB_EVERY = 3  # every third subject is from VitalDB (source 1), the rest MIMIC-III
+PULSEDB_CELL_FIELDS = ("Subject", "Gender")
+PULSEDB_FIELDS = ("Subject", "Signals", "SBP", "DBP", "Age", "Gender", "Height", "Weight", "BMI")
+PULSEDB_NUMERIC = ("SBP", "DBP", "Age", "Height", "Weight", "BMI")
+PEAK_DISTANCE_S = 0.33  # PulseDB-style segment SBP/DBP: peaks and troughs at least this apart
+PEAK_PROMINENCE = 0.4  # … and at least this share of the segment's 5–95 % range prominent
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """One synthetic PulseDB subject: id, its body, and the demographics the files carry."""
+
+    index: int
+    name: str  # e.g. p000007_1: the last digit is the source (0 MIMIC-III, 1 VitalDB)
+    body: _Body
+    age: float
+    gender: str
+    height: float  # cm, NaN for MIMIC-III
+    weight: float  # kg, NaN for MIMIC-III
+
+
+def _draw_subject(seed: int, index: int) -> _Subject:
+    """A subject's body, shifted by its own pressure offset, and its demographics."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, 0)))
+    body = _draw_body(rng)
+    body = replace(body, map_level=body.map_level + rng.normal(0.0, PULSEDB_SUBJECT_SD))
+    source = int(index % PULSEDB_VITALDB_EVERY == PULSEDB_VITALDB_EVERY - 1)
+    height, weight = (rng.normal(168.0, 9.0), rng.normal(70.0, 12.0)) if source else (np.nan,) * 2
+    return _Subject(
+        index=index,
+        name=f"p{index:06d}_{source}",
+        body=body,
+        age=float(rng.integers(20, 90)),
+        gender=str(rng.choice(["M", "F"])),
+        height=float(height),
+        weight=float(weight),
+    )
+
+
+def _band_pass(signal: np.ndarray, band: tuple[float, float]) -> np.ndarray:
+    sos = butter(PULSEDB_FILTER_ORDER, band, btype="bandpass", fs=FS, output="sos")
+    return sosfiltfilt(sos, signal)
+
+
+def pulsedb_segment(seed: int, subject: _Subject, segment: int) -> np.ndarray:
+    """One segment as PulseDB stores it: 3×1250 rows ECG_F, PPG_F (band-passed) and ABP_Raw."""
+    stream = np.random.SeedSequence(seed, spawn_key=(subject.index, segment + 1))
+    rng = np.random.default_rng(stream)
+    pad = int(PULSEDB_PAD_SECONDS * FS)
+    ecg, abp, ppg = _record_of(rng, subject.body, PULSEDB_SEGMENT + 2 * pad)
+    cut = slice(pad, pad + PULSEDB_SEGMENT)
+    return np.stack([_band_pass(ecg, ECG_F_BAND)[cut], _band_pass(ppg, PPG_F_BAND)[cut], abp[cut]])
+
+
+def segment_pressures(abp: np.ndarray, fs: float = FS) -> tuple[float, float]:
+    """A segment's SBP and DBP as PulseDB gives them: the means of its ABP peaks and troughs."""
+    low, high = np.percentile(abp, [5.0, 95.0])
+    options = {"distance": int(PEAK_DISTANCE_S * fs), "prominence": PEAK_PROMINENCE * (high - low)}
+    peaks, _ = find_peaks(abp, **options)
+    troughs, _ = find_peaks(-abp, **options)
+    return float(np.mean(abp[peaks])), float(np.mean(abp[troughs]))
+
+
+def _matlab_char(store: h5py.Group, name: str, text: str) -> h5py.Reference:
+    """`text` as a MATLAB char array (1×n, stored (n, 1) uint16) in `#refs#`; its reference."""
+    stored = store.create_dataset(name, data=np.array([[ord(c)] for c in text], dtype=np.uint16))
+    stored.attrs["MATLAB_class"] = np.bytes_("char")
+    stored.attrs["MATLAB_int_decode"] = np.int32(2)
+    return stored.ref
+
+
+def _numeric_fields(subject: _Subject, segment: np.ndarray) -> dict[str, float]:
+    """A row's N×1 numeric fields: SBP/DBP from its ABP_Raw, the subject's demographics."""
+    sbp, dbp = segment_pressures(segment[2])
+    bmi = subject.weight / (subject.height / 100.0) ** 2
+    return {
+        **{"SBP": sbp, "DBP": dbp, "Age": subject.age},
+        **{"Height": subject.height, "Weight": subject.weight, "BMI": bmi},
+    }
+
+
+def _matlab_struct(file: h5py.File, name: str, fields: Sequence[str]) -> h5py.Group:
+    """An empty MATLAB struct (an HDF5 group naming its fields)."""
+    struct = file.create_group(name)
+    struct.attrs["MATLAB_class"] = np.bytes_("struct")
+    names = np.array([np.frombuffer(field.encode(), "S1") for field in fields], dtype=object)
+    struct.attrs.create("MATLAB_fields", names, dtype=h5py.vlen_dtype(np.dtype("S1")))
+    return struct
+
+
+def _write_pulsedb_subset(
+    path: Path, seed: int, rows: list[tuple[_Subject, int]], chunk: int = 64
+) -> None:
+    """A subset file: struct `Subset` of PULSEDB_FIELDS, one row per (subject, segment), MATLAB
+    v7.3 layout (N×1 fields stored (1, N), Signals N×3×1250 stored (1250, 3, N)), the signals
+    drawn and written `chunk` rows at a time."""
+    n_rows = len(rows)
+    columns = {name: np.full(n_rows, np.nan) for name in PULSEDB_NUMERIC}
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w", userblock_size=MAT73_USER_BLOCK) as file:
+            store = file.create_group("#refs#")
+            subset = _matlab_struct(file, "Subset", PULSEDB_FIELDS)
+            signals = subset.create_dataset(
+                "Signals",
+                shape=(PULSEDB_SEGMENT, 3, n_rows),
+                dtype=np.float64,
+                chunks=(PULSEDB_SEGMENT, 3, max(1, min(chunk, n_rows))),
+            )
+            signals.attrs["MATLAB_class"] = np.bytes_("double")
+            cells: dict[str, list] = {name: [] for name in PULSEDB_CELL_FIELDS}
+            for first in range(0, n_rows, chunk):
+                block = [pulsedb_segment(seed, *row) for row in rows[first : first + chunk]]
+                signals[:, :, first : first + len(block)] = np.stack(block).T
+                for row, segment in enumerate(block, start=first):
+                    subject = rows[row][0]
+                    for name, value in _numeric_fields(subject, segment).items():
+                        columns[name][row] = value
+                    for name, text in (("Subject", subject.name), ("Gender", subject.gender)):
+                        ref = _matlab_char(store, _matlab_ref_name(len(store)), text)
+                        cells[name].append(ref)
+            for name, values in columns.items():
+                stored = subset.create_dataset(name, data=values.reshape(1, -1))
+                stored.attrs["MATLAB_class"] = np.bytes_("double")
+            for name, references in cells.items():
+                refs = np.array(references, dtype=h5py.ref_dtype).reshape(1, -1)
+                subset.create_dataset(name, data=refs).attrs["MATLAB_class"] = np.bytes_("cell")
+        with tmp.open("r+b") as raw:
+            raw.write(_mat73_header())
+
+
+def pulsedb_plan(subjects: int, segments_per_subject: int) -> dict[str, list[tuple[int, int]]]:
+    """(subject index, segment index) rows of each subset file, subject by subject.
+
+    Subjects are cut in three groups: a fifth (at least one) for CalFree, a fifth (at least
+    one) for AAMI, the rest train. A train subject's last quarter of segments (at least one) is
+    CalBased, the rest Train; an AAMI subject's first segment is AAMI_Test, the rest AAMI_Cal;
+    a CalFree subject's segments are all CalFree."""
+    if subjects < 3:
+        raise InputError(f"subjects: need at least 3 (train, CalFree, AAMI), got {subjects}")
+    if segments_per_subject < 2:
+        raise InputError(f"segments: need at least 2 per subject, got {segments_per_subject}")
+    n_free = n_aami = max(1, subjects // 5)
+    train = range(subjects - n_free - n_aami)
+    free = range(train.stop, train.stop + n_free)
+    aami = range(free.stop, subjects)
+    held = max(1, segments_per_subject // 4)
+    kept = segments_per_subject - held
+    every = range(segments_per_subject)
+    return {
+        "Train_Subset": [(s, k) for s in train for k in every[:kept]],
+        "CalBased_Test_Subset": [(s, k) for s in train for k in every[kept:]],
+        "CalFree_Test_Subset": [(s, k) for s in free for k in every],
+        "AAMI_Test_Subset": [(s, k) for s in aami for k in every[:1]],
+        "AAMI_Cal_Subset": [(s, k) for s in aami for k in every[1:]],
+    }
+
+
+def write_pulsedb(
+    out_dir: Path, *, subjects: int = 10, segments_per_subject: int = 4, seed: int = 0
+) -> list[Path]:
+    """Write the five PulseDB subset files (`pulsedb_plan`) into `out_dir`; return their paths."""
+    plan = pulsedb_plan(subjects, segments_per_subject)
+    drawn = {index: _draw_subject(seed, index) for index in range(subjects)}
+    paths = []
+    for stem, rows in plan.items():
+        path = Path(out_dir) / f"{stem}.mat"
+        _write_pulsedb_subset(path, seed, [(drawn[s], k) for s, k in rows])
+        paths.append(path)
+    return paths
