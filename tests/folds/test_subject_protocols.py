@@ -23,7 +23,7 @@ def write_subjects(path: Path, subjects: dict[str, int], rng, missing: str | Non
     the record `missing` has no subject."""
     records, ids = {}, []
     for subject, count in subjects.items():
-        for index in range(count):
+        for _ in range(count):
             record_id = f"{subject}/{path.stem}/{len(records):06d}"
             records[record_id] = random_record(rng, [int(rng.integers(20, 40))])
             ids.append(None if record_id == missing else subject)

@@ -43,7 +43,9 @@ def subject_means(shard: Shard) -> dict[str, dict[str, float]]:
     subject_of = dict(zip(shard.records, shard.subjects or [], strict=False))
     everything = [[record_id, 0, None] for record_id in shard.records]
     sums = beat_sums(side_pieces(everything, [shard]), [shard], lambda p: subject_of[p.record_id])
-    return {s: _means(row) | {"abp": row[5] / row[4]} for s, row in sums.items() if row[0] > 0}
+    return {
+        s: _means(row) | {"abp": float(row[5] / row[4])} for s, row in sums.items() if row[0] > 0
+    }
 
 
 def beat_floor(fold: FoldData, calibrated: bool) -> dict | None:

@@ -12,7 +12,7 @@ from ecg2abp.data.ingest import kept_nothing
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS, SBP_BANDS, ErrorAccumulator, LevelMetrics
 from ecg2abp.evaluation.verdicts import FLOORS, beats, paired_difference, record_table
-from ecg2abp.folds.protocols import describe_test_set
+from ecg2abp.folds.protocols import describe_test_set, test_set_key
 
 ALL_FOLDS = -1  # the fold (and seed) of the rows merging every fold and seed
 SEED_SPREAD = ("mae", "me", "sd", "rmse", "pearson_r")  # each also as `{metric}_seed_sd`
@@ -226,9 +226,8 @@ def summary_markdown(
     external data set's scores."""
     datasets = table["dataset"] if "dataset" in table else pd.Series(TEST, index=table.index)
     sides = table["side"] if "side" in table else datasets.where(datasets == TEST)
-    own = sorted(
-        set(datasets[sides.notna()]), key=lambda d: (d not in set(datasets[sides == MAIN]), d)
-    )
+    main = set(datasets[sides == MAIN])
+    own = sorted(set(datasets[sides.notna()]), key=lambda d: (d not in main, test_set_key(d)))
     text = ""
     for rank, name in enumerate(own):
         if name != TEST:

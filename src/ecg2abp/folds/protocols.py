@@ -375,6 +375,13 @@ def named_test_sets(protocol: str, shard_names: Sequence[str]) -> list[str]:
     return list(pulsedb_layout(list(shard_names))[1])[1:] if protocol == "pulsedb" else []
 
 
+def test_set_key(name: str) -> tuple:
+    """Sorts test sets as pulsedb lists them: calfree, calbased, aami, then VitalDB's."""
+    family, base = name.startswith("vitaldb_"), name.removeprefix("vitaldb_")
+    names = [n for n, _, _ in PULSEDB_TESTS]
+    return (family, names.index(base) if base in names else len(names), name)
+
+
 def scored_sides(document: dict, fold: int) -> dict[str, list[list]]:
     """Test set name → its side (ranges of records) in one fold; {} but for `pulsedb`."""
     sides = document["folds"][fold]
