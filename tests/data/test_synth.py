@@ -275,7 +275,7 @@ def test_pulsedb_subsets_share_subjects_as_pulsedb_does(pulsedb):
     free = subjects_of(pulsedb, "CalFree_Test_Subset")
     aami = subjects_of(pulsedb, "AAMI_Test_Subset")
     assert subjects_of(pulsedb, "AAMI_Cal_Subset") == aami
-    assert len(train) == 9 and len(free) == len(aami) == 3
+    assert len(train) == 13 and len(free) == len(aami) == 1
     assert not (train & free) and not (train & aami) and not (free & aami)
     train_ecg = {r.ecg.tobytes() for r in pulsedb["Train_Subset"][1]}
     assert not train_ecg & {r.ecg.tobytes() for r in pulsedb["CalBased_Test_Subset"][1]}

@@ -4,6 +4,7 @@ with a learnable ECG→BP link."""
 import string
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 
 import h5py
@@ -542,19 +543,25 @@ def _draw_subject(seed: int, index: int) -> _Subject:
     )
 
 
-def _band_pass(signal: np.ndarray, band: tuple[float, float]) -> np.ndarray:
-    sos = butter(PULSEDB_FILTER_ORDER, band, btype="bandpass", fs=FS, output="sos")
-    return sosfiltfilt(sos, signal)
+@cache
+def _band(band: tuple[float, float]) -> np.ndarray:
+    """The zero-phase band-pass's second-order sections."""
+    return butter(PULSEDB_FILTER_ORDER, band, btype="bandpass", fs=FS, output="sos")
 
 
-def pulsedb_segment(seed: int, subject: _Subject, segment: int) -> np.ndarray:
-    """One segment as PulseDB stores it: 3×1250 rows ECG_F, PPG_F (band-passed) and ABP_Raw."""
-    stream = np.random.SeedSequence(seed, spawn_key=(subject.index, segment + 1))
-    rng = np.random.default_rng(stream)
+def pulsedb_segments(seed: int, rows: Sequence[tuple[_Subject, int]]) -> np.ndarray:
+    """Segments as PulseDB stores them, (n, 3, 1250): rows ECG_F and PPG_F (band-passed,
+    zero-phase, over the segment and PULSEDB_PAD_SECONDS either side) and ABP_Raw."""
     pad = int(PULSEDB_PAD_SECONDS * FS)
-    ecg, abp, ppg = _record_of(rng, subject.body, PULSEDB_SEGMENT + 2 * pad)
-    cut = slice(pad, pad + PULSEDB_SEGMENT)
-    return np.stack([_band_pass(ecg, ECG_F_BAND)[cut], _band_pass(ppg, PPG_F_BAND)[cut], abp[cut]])
+    drawn = []
+    for subject, segment in rows:
+        stream = np.random.SeedSequence(seed, spawn_key=(subject.index, segment + 1))
+        drawn.append(
+            _record_of(np.random.default_rng(stream), subject.body, PULSEDB_SEGMENT + 2 * pad)
+        )
+    ecg, abp, ppg = (np.stack(signal) for signal in zip(*drawn, strict=True))
+    filtered = (sosfiltfilt(_band(ECG_F_BAND), ecg), sosfiltfilt(_band(PPG_F_BAND), ppg), abp)
+    return np.stack(filtered, axis=1)[:, :, pad : pad + PULSEDB_SEGMENT]
 
 
 def segment_pressures(abp: np.ndarray, fs: float = FS) -> tuple[float, float]:
@@ -614,8 +621,8 @@ def _write_pulsedb_subset(
             signals.attrs["MATLAB_class"] = np.bytes_("double")
             cells: dict[str, list] = {name: [] for name in PULSEDB_CELL_FIELDS}
             for first in range(0, n_rows, chunk):
-                block = [pulsedb_segment(seed, *row) for row in rows[first : first + chunk]]
-                signals[:, :, first : first + len(block)] = np.stack(block).T
+                block = pulsedb_segments(seed, rows[first : first + chunk])
+                signals[:, :, first : first + len(block)] = block.T
                 for row, segment in enumerate(block, start=first):
                     subject = rows[row][0]
                     for name, value in _numeric_fields(subject, segment).items():
@@ -634,29 +641,29 @@ def _write_pulsedb_subset(
 
 
 def pulsedb_plan(subjects: int, segments_per_subject: int) -> dict[str, list[tuple[int, int]]]:
-    """(subject index, segment index) rows of each subset file, subject by subject.
+    """(subject index, segment index) rows of each subset file, subject by subject, in about
+    PulseDB's proportions.
 
-    Subjects are cut in three groups: a fifth (at least one) for CalFree, a fifth (at least
-    one) for AAMI, the rest train. A train subject's last quarter of segments (at least one) is
-    CalBased, the rest Train; an AAMI subject's first segment is AAMI_Test, the rest AAMI_Cal;
-    a CalFree subject's segments are all CalFree."""
+    Subjects are cut in three groups: a tenth (at least one) for CalFree, a tenth (at least
+    one) for AAMI, the rest train. A train subject's last ninth of segments (at least one) is
+    CalBased, the rest Train; an AAMI subject's first segment is AAMI_Test, its next two
+    AAMI_Cal; a CalFree subject's segments are all CalFree."""
     if subjects < 3:
         raise InputError(f"subjects: need at least 3 (train, CalFree, AAMI), got {subjects}")
     if segments_per_subject < 2:
         raise InputError(f"segments: need at least 2 per subject, got {segments_per_subject}")
-    n_free = n_aami = max(1, subjects // 5)
+    n_free = n_aami = max(1, subjects // 10)
     train = range(subjects - n_free - n_aami)
     free = range(train.stop, train.stop + n_free)
     aami = range(free.stop, subjects)
-    held = max(1, segments_per_subject // 4)
-    kept = segments_per_subject - held
+    kept = segments_per_subject - max(1, segments_per_subject // 9)
     every = range(segments_per_subject)
     return {
         "Train_Subset": [(s, k) for s in train for k in every[:kept]],
         "CalBased_Test_Subset": [(s, k) for s in train for k in every[kept:]],
         "CalFree_Test_Subset": [(s, k) for s in free for k in every],
         "AAMI_Test_Subset": [(s, k) for s in aami for k in every[:1]],
-        "AAMI_Cal_Subset": [(s, k) for s in aami for k in every[1:]],
+        "AAMI_Cal_Subset": [(s, k) for s in aami for k in every[1:3]],
     }
 
 
