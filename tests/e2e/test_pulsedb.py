@@ -40,10 +40,10 @@ def overlay(data: Path, experiment: str) -> str:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
-    """10 subjects × 4 segments: 8 train (3 segments Train, 1 CalBased), 1 CalFree, 1 AAMI."""
+    """20 subjects × 4 segments: 16 train (3 segments Train, 1 CalBased), 2 CalFree, 2 AAMI."""
     work = tmp_path_factory.mktemp("pulsedb_run")
     data = work / "data"
-    write_pulsedb(data, subjects=10, segments_per_subject=4, seed=1)
+    write_pulsedb(data, subjects=20, segments_per_subject=4, seed=1)
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     for experiment, (_, whole) in PROTOCOLS.items():
         target = [] if whole else [f"results/{experiment}/metrics.parquet"]
