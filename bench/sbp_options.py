@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from ecg2abp.evaluation.metrics import beat_values, find_beats
+from ecg2abp.evaluation.predictions import read_predictions
 from ecg2abp.evaluation.scoring import Predictor, side_pieces
 from ecg2abp.folds.loading import load_fold
 from ecg2abp.training.calibration import Calibration, fit_pulse, side_beats
@@ -69,7 +70,7 @@ def main(eval_dir: str, model_path: str, split: str, fold_index: int, shards: li
 
     train_true, train_pred = side("train", TRAIN_WINDOWS)
     val_true, val_pred = side("val", None)
-    predictions = pd.read_parquet(f"{eval_dir}/predictions.parquet")
+    predictions = read_predictions(f"{eval_dir}/predictions.parquet")
     raw = (predictions["abp_pred"].astype(float) - stored.offset) / stored.gain
     predictions = predictions.assign(abp_pred=raw)
     beats = test_beats(predictions, fs)

@@ -238,7 +238,7 @@ def test_an_unreadable_config_file_is_an_input_error_naming_it(tmp_path, content
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("overlay", ["demo.yaml", "paper.yaml"])
+@pytest.mark.parametrize("overlay", ["demo.yaml", "paper.yaml", "pulsedb.yaml"])
 def test_shipped_overlays_validate_on_the_defaults(overlay):
     config = load_config(CONFIG_YAML, REPO / "config" / overlay)
     assert config["experiment"] == overlay.removesuffix(".yaml")

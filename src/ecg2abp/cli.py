@@ -148,6 +148,12 @@ def cmd_bench_ingest(args: argparse.Namespace) -> None:
     print(json.dumps(bench_ingest(part, config=_config(args.config), bandpass=args.bandpass)))
 
 
+def cmd_bench_pulsedb(args: argparse.Namespace) -> None:
+    from ecg2abp.bench.pulsedb import pulsedb_check
+
+    print(json.dumps(pulsedb_check(Path(args.subset), _config(args.config))))
+
+
 def cmd_bench_verify(args: argparse.Namespace) -> None:
     from ecg2abp.bench.data import bench_verify
 
@@ -455,6 +461,12 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_bench.add_argument("--config", help="config YAML (default: built-in defaults)")
     ingest_bench.add_argument("--bandpass", action="store_true", help="keep the ECG band-pass on")
     ingest_bench.set_defaults(run=cmd_bench_ingest)
+    pulsedb_bench = benches.add_parser(
+        "pulsedb-check", help="a PulseDB subset's SBP/DBP against the beats the pipeline finds"
+    )
+    pulsedb_bench.add_argument("subset", help="a PulseDB subset file (*_Subset.mat)")
+    pulsedb_bench.add_argument("--config", help="config YAML (default: built-in defaults)")
+    pulsedb_bench.set_defaults(run=cmd_bench_pulsedb)
     verify_bench = benches.add_parser(
         "verify", help="the shard fingerprint check every job makes: seconds and MB/s"
     )

@@ -1,15 +1,17 @@
 """Ingest: one part in, one shard and one cleaning report out, nothing lost uncounted."""
 
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.io
 import scipy.signal
 import wfdb
 from real_record import REAL_RECORD
 
-from ecg2abp.config import validate_config
+from ecg2abp.config import load_config, validate_config
 from ecg2abp.data import cleaning
 from ecg2abp.data.ingest import discover_parts, ingest_part, kept_nothing
 from ecg2abp.data.readers import iter_records
@@ -18,6 +20,7 @@ from ecg2abp.data.synth import write_pulsedb, write_synthetic
 from ecg2abp.errors import InputError
 
 REAL_PART = REAL_RECORD
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +33,46 @@ def ingest(part: Path, tmp_path: Path, **overrides) -> tuple[dict, Path, Path]:
     config = validate_config(overrides)
     shard, report = tmp_path / "part.h5", tmp_path / "part.parquet"
     return ingest_part(part, shard, report, config), shard, report
+
+
+def test_a_plain_and_a_compressed_part_give_the_same_shard(synthetic_part, tmp_path):
+    """The record-by-record reader of plain parts against loadmat's (compressed parts)."""
+    packed = tmp_path / "raw" / synthetic_part.name
+    packed.parent.mkdir()
+    scipy.io.savemat(packed, {"p": scipy.io.loadmat(synthetic_part)["p"]}, do_compression=True)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "packed").mkdir()
+    plain_summary, plain, plain_report = ingest(synthetic_part, tmp_path / "plain")
+    packed_summary, packed_shard, packed_report = ingest(packed, tmp_path / "packed")
+    assert plain_summary == packed_summary
+    digests = [open_shard(p).attrs["content_sha256"] for p in (plain, packed_shard)]
+    assert digests[0] == digests[1]
+    pd.testing.assert_frame_equal(pd.read_parquet(plain_report), pd.read_parquet(packed_report))
+
+
+def traced_peak_of_ingest(part: Path, out: Path) -> int:
+    """Peak bytes allocated (numpy included) while ingesting `part`."""
+    tracemalloc.start()
+    try:
+        ingest(part, out)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.slow  # two parts of 18 and 54 MB
+def test_ingest_memory_does_not_grow_with_the_records_of_a_part(tmp_path):
+    sizes = {}
+    for records in (10, 30):  # of 10 min: both parts above the 16 MB blocks files are hashed in
+        folder = tmp_path / f"r{records}"
+        (part,) = write_synthetic(
+            folder, parts=1, records_per_part=records, seed=5, min_seconds=600.0, max_seconds=600.0
+        )
+        sizes[records] = (part.stat().st_size, traced_peak_of_ingest(part, folder))
+    (small_file, small_peak), (big_file, big_peak) = sizes[10], sizes[30]
+    # the whole part in memory would add all the added data, its kept float32 signals half;
+    # what grows here is the spool's read block (up to 16 MB: a quarter of the kept float32)
+    assert big_peak - small_peak < 0.3 * (big_file - small_file)
 
 
 def test_every_sample_is_kept_or_counted(synthetic_part, tmp_path):
@@ -192,3 +235,17 @@ def test_a_pulsedb_subset_is_ingested_with_its_subjects(tmp_path):
 def test_parts_without_subjects_write_no_subjects(synthetic_part, tmp_path):
     _, shard_path, _ = ingest(synthetic_part, tmp_path)
     assert open_shard(shard_path).subjects is None
+
+
+def test_the_pulsedb_overlay_finds_every_subset_file(tmp_path):
+    write_pulsedb(tmp_path, subjects=3, segments_per_subject=2)
+    (tmp_path / "notes.mat").write_bytes(b"")
+    config = load_config(REPO / "config" / "config.yaml", REPO / "config" / "pulsedb.yaml")
+    assert config["cleaning"]["bandpass_hz"] is None
+    assert sorted(discover_parts(tmp_path, config["parts_glob"])) == [
+        "AAMI_Cal_Subset",
+        "AAMI_Test_Subset",
+        "CalBased_Test_Subset",
+        "CalFree_Test_Subset",
+        "Train_Subset",
+    ]

@@ -125,8 +125,11 @@ def test_real_mimic_part():
     assert 60.0 < np.nanmedian(record.abp[2000:15000]) < 200.0
 
 
-def test_kaggle_file_is_loaded_once(tmp_path, monkeypatch):
-    path = write_kaggle(tmp_path / "part_1.mat", [known_matrix(20) for _ in range(5)])
+def test_a_compressed_part_is_loaded_once_a_plain_one_record_by_record(tmp_path, monkeypatch):
+    matrices = [known_matrix(20, offset=i) for i in range(5)]
+    plain = write_kaggle(tmp_path / "part_1.mat", matrices)
+    packed = tmp_path / "part_2.mat"
+    scipy.io.savemat(packed, {"p": scipy.io.loadmat(plain)["p"]}, do_compression=True)
     calls = []
     original = scipy.io.loadmat
 
@@ -135,8 +138,46 @@ def test_kaggle_file_is_loaded_once(tmp_path, monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(readers.scipy.io, "loadmat", counting_loadmat)
-    assert len(list(iter_records(path))) == 5
+    assert len(list(iter_records(packed))) == 5
     assert len(calls) == 1
+    assert len(list(iter_records(plain))) == 5
+    assert len(calls) == 1
+
+
+def as_loadmat_gives(path: Path) -> list[np.ndarray]:
+    return list(scipy.io.loadmat(path)["p"].reshape(-1))
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [np.float64, np.float32, np.int16, np.uint8],
+    ids=["double", "single", "int16", "uint8"],
+)
+def test_plain_parts_read_record_by_record_as_loadmat_reads_them(tmp_path, stored):
+    matrices = [known_matrix(n, offset=n).astype(stored) for n in (2, 7, 300)]
+    path = write_kaggle(tmp_path / "part_3.mat", matrices)
+    located = readers._plain_cells(path)
+    assert located is not None and len(located) == 3
+    read = [matrix for _, matrix in readers._kaggle_matrices(path)]
+    for mine, theirs in zip(read, as_loadmat_gives(path), strict=True):
+        assert mine.dtype == theirs.dtype and mine.shape == theirs.shape
+        np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        [known_matrix(5), np.array(["abc"])],  # text
+        [known_matrix(5), known_matrix(4) + 1j],  # complex
+        [known_matrix(5), np.zeros((3, 4), dtype=bool)],  # logical
+        [known_matrix(5), np.zeros((0, 0))],  # empty
+        [known_matrix(5), np.zeros((3, 1), dtype=np.uint8)],  # 3 bytes, packed into its tag
+    ],
+    ids=["text", "complex", "logical", "empty", "packed"],
+)
+def test_cells_loadmat_types_otherwise_are_left_to_it(tmp_path, cell):
+    path = write_kaggle(tmp_path / "part_1.mat", cell)
+    assert readers._plain_cells(path) is None
 
 
 def test_kaggle_reader_lets_go_of_handed_out_records(tmp_path):
@@ -457,6 +498,21 @@ def test_pulsedb_subset_is_detected_by_content_and_read_segment_by_segment(tmp_p
             np.testing.assert_array_equal(getattr(record, name), row)
 
 
+def test_pulsedb_reader_holds_one_slice_not_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "PULSEDB_SLICE", 16)
+    n_segments = 480
+    path = write_subset(tmp_path / "Train_Subset.mat", known_signals(n_segments), ["a_0"] * 480)
+    signal_bytes = n_segments * 3 * 1250 * 8
+    tracemalloc.start()
+    try:
+        for _ in iter_records(path):
+            pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.1 * signal_bytes  # a slice is 16 / 480 of it
+
+
 def test_pulsedb_values_reads_a_numeric_field(tmp_path):
     path = write_subset(tmp_path / "Train_Subset.mat", known_signals(3), ["a_0"] * 3)
     np.testing.assert_array_equal(readers.pulsedb_values(path, "SBP"), [0.0, 1.0, 2.0])
@@ -490,13 +546,23 @@ def test_pulsedb_malformed_field_names_file_and_key(tmp_path, fields, shown):
     assert message.startswith(f"{path}: ") and shown in message
 
 
-def test_pulsedb_subject_that_is_not_text_names_its_segment(tmp_path):
+def test_pulsedb_empty_subset_as_matlab_writes_it(tmp_path):
+    path = write_subset(tmp_path / "AAMI_Test_Subset.mat", known_signals(1, 20), ["a_0"])
+    with h5py.File(path, "a") as file:
+        del file["Subset/Signals"]
+        empty = file["Subset"].create_dataset("Signals", data=np.array([0, 3, 1250], np.uint64))
+        empty.attrs["MATLAB_empty"] = np.uint8(1)
+    assert message_of(path) == f"{path}: Subset.Signals holds no segments"
+
+
+def test_pulsedb_subject_that_is_not_text_names_its_segment(tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "PULSEDB_SLICE", 2)
     path = write_subset(tmp_path / "Train_Subset.mat", known_signals(3, 20), ["a_0"] * 3)
     with h5py.File(path, "a") as file:
         bad = file["#refs#"].create_dataset("bad", data=np.zeros((2, 2)))
         file["Subset/Subject"][0, 2] = bad.ref
     records = iter_records(path)
-    assert next(records).subject == "a_0"
+    assert [next(records).subject for _ in range(2)] == ["a_0", "a_0"]  # the first slice
     with pytest.raises(InputError, match=r"Subset.Subject segment 2: expected a non-empty char"):
         list(records)
 

@@ -12,6 +12,7 @@ from ecg2abp.data.ingest import REPORT_COLUMNS
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS
 from ecg2abp.evaluation.pooling import ALL_FOLDS, pool_metrics, pool_tables
+from ecg2abp.evaluation.predictions import HALF_STEP_MMHG, read_predictions
 from ecg2abp.evaluation.scoring import evaluate_variant
 from ecg2abp.training.jobs import train_variant
 
@@ -52,8 +53,15 @@ def leaky(tmp_path_factory, parts) -> list[Path]:
     return evaluated(tmp_path_factory.mktemp("paper"), parts, split)
 
 
-def by_hand(predictions: pd.DataFrame) -> dict:
-    """Point metrics straight from (true, predicted) pairs."""
+# Stored true and predicted ABP are each within half a step of the values scored, so each stored
+# error is within one step of the scored one.
+ONE_STEP = 2 * HALF_STEP_MMHG
+WITHIN = {"bhs_within_5": 5.0, "bhs_within_15": 15.0}
+
+
+def by_hand(predictions: pd.DataFrame, within_slack: float = 0.0) -> dict:
+    """Point metrics straight from (true, predicted) pairs; the BHS shares with their bounds
+    widened by `within_slack` mmHg."""
     true = predictions["abp_true"].to_numpy(np.float64)
     pred = predictions["abp_pred"].to_numpy(np.float64)
     error = pred - true
@@ -63,13 +71,15 @@ def by_hand(predictions: pd.DataFrame) -> dict:
         "me": error.mean(),
         "sd": error.std(ddof=1),
         "rmse": np.sqrt(np.mean(error**2)),
-        "bhs_within_5": 100.0 * np.mean(np.abs(error) <= 5.0),
-        "bhs_within_15": 100.0 * np.mean(np.abs(error) <= 15.0),
+        **{
+            key: 100.0 * np.mean(np.abs(error) <= bound + within_slack)
+            for key, bound in WITHIN.items()
+        },
     }
 
 
 def predictions_of(metric_file: Path) -> pd.DataFrame:
-    return pd.read_parquet(metric_file.with_name("predictions.parquet"))
+    return read_predictions(metric_file.with_name("predictions.parquet"))
 
 
 def test_fold_rows_and_merged_rows_equal_metrics_of_the_predictions(two_folds):
@@ -83,9 +93,13 @@ def test_fold_rows_and_merged_rows_equal_metrics_of_the_predictions(two_folds):
         for fold, predictions in folds.items():
             (row,) = rows[rows["fold"] == fold].to_dict("records")
             expected = by_hand(predictions)
+            low, high = by_hand(predictions, -ONE_STEP), by_hand(predictions, ONE_STEP)
             assert row["n"] == expected.pop("n"), (variant, fold)
             for column, value in expected.items():
-                assert row[column] == pytest.approx(value, rel=1e-5, abs=1e-4), (variant, fold)
+                if column in WITHIN:
+                    assert low[column] <= row[column] <= high[column], (variant, fold, column)
+                else:
+                    assert row[column] == pytest.approx(value, abs=ONE_STEP), (variant, fold)
         for level in LEVELS[1:]:
             beats = table[(table["variant"] == variant) & (table["level"] == level)]
             per_fold = beats[beats["fold"] != ALL_FOLDS]["n"]
@@ -129,7 +143,7 @@ def test_leaky_runs_are_flagged_and_keep_only_the_point_level(leaky, tmp_path):
         (row,) = table[(table["variant"] == variant) & (table["fold"] == ALL_FOLDS)].to_dict(
             "records"
         )
-        assert row["mae"] == pytest.approx(by_hand(predictions_of(file))["mae"], rel=1e-5)
+        assert row["mae"] == pytest.approx(by_hand(predictions_of(file))["mae"], abs=ONE_STEP)
 
 
 def test_naive_scores_beats_with_the_training_beats_means(two_folds):
@@ -289,7 +303,7 @@ def test_seeds_merge_like_folds_and_their_spread_is_given(two_seeds, tmp_path):
     pooled = table[(table["fold"] == ALL_FOLDS) & (table["level"] == "point")].iloc[0]
     assert pooled["seed"] == ALL_FOLDS
     every = pd.concat([predictions_of(f) for f in two_seeds])
-    assert pooled["mae"] == pytest.approx(by_hand(every)["mae"])
+    assert pooled["mae"] == pytest.approx(by_hand(every)["mae"], abs=ONE_STEP)
     per_seed = [
         by_hand(pd.concat([predictions_of(f) for f in two_seeds if f.parent.name == f"seed_{s}"]))
         for s in (0, 1)
@@ -297,7 +311,8 @@ def test_seeds_merge_like_folds_and_their_spread_is_given(two_seeds, tmp_path):
     assert per_seed[0]["mae"] != per_seed[1]["mae"]  # the seed drew other training windows
     for metric in ("mae", "me", "rmse"):
         spread = np.std([s[metric] for s in per_seed], ddof=1)
-        assert pooled[f"{metric}_seed_sd"] == pytest.approx(spread)
+        # the SD of two values, each within one step: within two steps / sqrt(2)
+        assert pooled[f"{metric}_seed_sd"] == pytest.approx(spread, abs=np.sqrt(2) * ONE_STEP)
     pool_metrics(two_seeds, tmp_path / "m.parquet", tmp_path / "s.md")
     summary = (tmp_path / "s.md").read_text()
     assert "MAE SD over seeds" in summary and "× seeds [0, 1] merged" in summary

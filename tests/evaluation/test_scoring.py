@@ -23,6 +23,7 @@ from ecg2abp.data.shards import open_shard
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator
 from ecg2abp.evaluation.pooling import pool_tables
+from ecg2abp.evaluation.predictions import HALF_STEP_MMHG, STEPS_PER_MMHG, read_predictions
 from ecg2abp.evaluation.scoring import evaluate_variant
 from ecg2abp.folds.protocols import windows_path
 from ecg2abp.models.classical import RidgeWindowModel
@@ -57,7 +58,7 @@ class Chain:
         out = self.folder / "eval" / name
         result = evaluate_variant(model, self.split, self.shards, 0, out, config)
         assert json.loads((out / "metrics.json").read_text()) == result
-        return result, pd.read_parquet(out / "predictions.parquet")
+        return result, read_predictions(out / "predictions.parquet")
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +124,8 @@ def test_predictions_are_test_records_true_abp_at_original_samples(by_record, ri
     assert [(f.name, str(f.type)) for f in schema] == [
         ("record_id", "string"),
         ("sample", "int64"),
-        ("abp_true", "float"),
-        ("abp_pred", "float"),
+        ("abp_true", "int32"),
+        ("abp_pred", "int32"),
     ]
     test_ids = {record_id for record_id, _, _ in by_record.fold()["test"]}
     assert set(predictions["record_id"]) == test_ids
@@ -137,14 +138,15 @@ def test_predictions_are_test_records_true_abp_at_original_samples(by_record, ri
     stats = meta["stats"]
     for record_id, rows in predictions.groupby("record_id"):
         samples = rows["sample"].to_numpy()
-        np.testing.assert_array_equal(rows["abp_true"], raw[record_id][samples].astype(np.float32))
+        stored_true = raw[record_id][samples].astype(np.float32)  # the shard's ABP
+        np.testing.assert_allclose(rows["abp_true"], stored_true, rtol=0, atol=HALF_STEP_MMHG)
         # stride 1: every sample of a kept segment from its first full window on, once
         expected = sum(stop - start - WINDOW + 1 for _, start, stop, _ in segments[record_id])
         assert len(rows) == expected
         ecg = np.stack([window_ending_at(segments[record_id], int(s)) for s in samples])
         by_hand = ((ecg - stats["ecg_center"]) / stats["ecg_scale"]) @ ridge.coef + ridge.intercept
         mmhg = by_hand * stats["abp_scale"] + stats["abp_center"]
-        np.testing.assert_allclose(rows["abp_pred"], mmhg, rtol=1e-4)
+        np.testing.assert_allclose(rows["abp_pred"], mmhg, rtol=1e-4, atol=HALF_STEP_MMHG)
     assert result["test_records"] == len(test_ids)
 
 
@@ -158,9 +160,10 @@ def test_metrics_hold_four_levels_with_the_metrics_keys(by_record, ridge_on_reco
     point = result["levels"]["point"]
     error = predictions["abp_pred"].to_numpy(np.float64) - predictions["abp_true"]
     assert point["n"] == len(predictions)
-    assert point["mae"] == pytest.approx(np.abs(error).mean(), rel=1e-5)
-    assert point["me"] == pytest.approx(error.mean(), abs=1e-4)
-    assert point["sd"] == pytest.approx(error.std(ddof=1), rel=1e-5)
+    # stored true and predicted ABP are each within half a step of the values scored
+    assert point["mae"] == pytest.approx(np.abs(error).mean(), abs=2 * HALF_STEP_MMHG)
+    assert point["me"] == pytest.approx(error.mean(), abs=2 * HALF_STEP_MMHG)
+    assert point["sd"] == pytest.approx(error.std(ddof=1), abs=2 * HALF_STEP_MMHG)
     # the first window − 1 samples of each kept test segment have no prediction
     segments = record_segments(by_record.shards)
     test_ids = {record_id for record_id, _, _ in by_record.fold()["test"]}
@@ -181,10 +184,15 @@ def test_stride_predicts_every_stride_th_window(by_record, ridge_on_records):
     np.testing.assert_array_equal(merged["abp_pred"], merged["abp_pred_every"])
 
 
+def stored(mmhg: float) -> float:
+    """A value as predictions.parquet holds it: rounded to the nearest step."""
+    return round(mmhg * STEPS_PER_MMHG) / STEPS_PER_MMHG
+
+
 def test_naive_predicts_the_training_mean(by_record):
     _, predictions = by_record.evaluate(by_record.train("naive"), "naive")
     mean = side_targets(by_record.shards, by_record.fold()["train"], WINDOW).mean()
-    np.testing.assert_array_equal(predictions["abp_pred"], np.float32(mean))
+    np.testing.assert_array_equal(predictions["abp_pred"], stored(mean))
 
 
 def test_temporal_naive_uses_each_records_own_training_mean_and_skips_the_gap(temporal):
@@ -196,7 +204,7 @@ def test_temporal_naive_uses_each_records_own_training_mean_and_skips_the_gap(te
     assert set(predictions["record_id"]) <= set(test)
     for record_id, rows in predictions.groupby("record_id"):
         own = side_targets(temporal.shards, [[record_id, *train[record_id]]], WINDOW).mean()
-        np.testing.assert_array_equal(rows["abp_pred"], np.float32(own))
+        np.testing.assert_array_equal(rows["abp_pred"], stored(own))
         # every predicted window lies in the test range, a window after validation ends
         first_window_start = rows["sample"].min() - (WINDOW - 1)
         assert first_window_start >= test[record_id] >= val[record_id][1] + WINDOW
@@ -242,7 +250,7 @@ def test_paper_protocol_is_flagged_leaky_and_scores_the_sampled_windows(paper):
     raw = original_abp(paper.parts)
     for record_id, rows in predictions.groupby("record_id"):
         true = raw[record_id][rows["sample"].to_numpy()].astype(np.float32)
-        np.testing.assert_array_equal(rows["abp_true"], true)
+        np.testing.assert_allclose(rows["abp_true"], true, rtol=0, atol=HALF_STEP_MMHG)
 
 
 # --- hand-made shards: ABP values name their sample ---------------------------------------------
@@ -296,7 +304,7 @@ def test_samples_are_original_record_positions_inside_the_test_ranges(hand_made,
     config = tiny_config({"window": SMALL})
     train_variant("naive", config, split, [shard], 0, tmp_path / "naive")
     result = evaluate_variant(tmp_path / "naive" / "model.pt", split, [shard], 0, tmp_path, config)
-    predictions = pd.read_parquet(tmp_path / "predictions.parquet")
+    predictions = read_predictions(tmp_path / "predictions.parquet")
     number = predictions["record_id"].map({"part_a/0002": 3, "part_a/0003": 4})
     np.testing.assert_array_equal(predictions["abp_true"], number * CODE + predictions["sample"])
     low = records["part_a/0002"][0].source_start + 40

@@ -1,6 +1,7 @@
 """external: a record that cleaning empties is an error naming the counts, not an empty score;
-the naive floor is scored per level."""
+the naive floor is scored per level; a PulseDB subset is scored segment by segment."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from real_record import REAL_RECORD
 
 from ecg2abp.cli import main
 from ecg2abp.data.readers import iter_records
+from ecg2abp.data.synth import write_pulsedb
 from ecg2abp.serving.external import evaluate_external
 from ecg2abp.training.jobs import train_variant
 
@@ -69,3 +71,21 @@ def test_the_naive_floor_predicts_the_training_beats_means_at_the_beat_levels(tm
         assert flat["n"] == floored["n"] > 0
         shift = floor[level] - meta["train_abp_mean"]
         assert floored["me"] - flat["me"] == pytest.approx(shift, abs=1e-6)
+
+
+def test_a_kaggle_trained_model_is_scored_on_a_pulsedb_calfree_subset(model_file, tmp_path, capsys):
+    paths = write_pulsedb(tmp_path / "pulsedb", subjects=10, segments_per_subject=3, seed=1)
+    calfree = next(path for path in paths if path.stem == "CalFree_Test_Subset")
+    segments = list(iter_records(calfree))
+    assert {record.subject for record in segments} == {"p000008_1"}  # one VitalDB subject
+    out = tmp_path / "ext"
+    assert main(["external", str(model_file), "--input", str(calfree), "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "CalFree_Test_Subset"
+    assert metrics["records"] == 3 and metrics["samples"] == 3 * 1250
+    point = metrics["state"]["levels"]["point"]
+    assert set(point["records"]) == {record.record_id for record in segments}
+    for level in ("point", "sbp", "dbp"):
+        assert metrics["levels"][level]["n"] > 0
+        assert printed["model"][level] == pytest.approx(metrics["levels"][level]["mae"])

@@ -128,7 +128,17 @@ def all_targets():
         f"{RESULTS}/metrics.parquet",
         f"{RESULTS}/summary.md",
         *report_targets(),
+        *leak_gap_targets(config["leak_gap"]["in_all"]),
     ]
+
+
+def leak_gap_targets(in_all):
+    """What of leak_gap the default target builds (config leak_gap.in_all)."""
+    if in_all == "paper":
+        return leak_metrics("paper")
+    if in_all == "table":
+        return [f"{RESULTS}/leak_gap.parquet", f"{RESULTS}/leak_gap.md"]
+    return []
 
 
 def external_metrics():

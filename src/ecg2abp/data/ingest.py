@@ -10,7 +10,7 @@ import pandas as pd
 
 from ecg2abp.atomic import atomic_path, refuse_overwriting
 from ecg2abp.data import cleaning, readers
-from ecg2abp.data.shards import windows_per_segment, write_shard
+from ecg2abp.data.shards import PieceSpool, windows_per_segment, write_shard
 from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
 
@@ -80,7 +80,9 @@ def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> 
     refuse_overwriting([shard_out, report_out], [part])
     settings = cleaning_settings(config)
     window, stride, fs = config["window"], config["stride"], float(config["fs"])
-    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    # kept signals go to unnamed temporary files (gone when closed, whatever happens) until
+    # written: memory stays one record, whatever the part's size
+    pieces = PieceSpool(Path(shard_out).parent)
     segment_rows: list[tuple[int, int, int, int]] = []
     record_ids: list[str] = []
     record_samples: list[int] = []
@@ -97,7 +99,7 @@ def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> 
             ecg = cleaning.filter_ecg_segment(record.ecg[start:stop], record.fs, settings)
             abp = record.abp[start:stop].astype(np.float32)
             ppg = record.ppg[start:stop].astype(np.float32)
-            pieces.append((ecg, abp, ppg))
+            pieces.add(ecg, abp, ppg)
             segment_rows.append((index, position, position + stop - start, start))
             position += stop - start
         lengths = [stop - start for start, stop in result.segments]
@@ -129,17 +131,18 @@ def ingest_part(part: Path, shard_out: Path, report_out: Path, config: dict) -> 
         "source_sha256": file_sha256(part) if part.is_file() else "",
         "cleaning": json.dumps(asdict(settings)),
     }
-    n_windows = write_shard(
-        shard_out,
-        pieces=pieces,
-        segments=segments,
-        records=record_ids,
-        window=window,
-        stride=stride,
-        attrs=attrs,
-        record_samples=record_samples,
-        subjects=subjects,
-    )
+    with pieces:
+        n_windows = write_shard(
+            shard_out,
+            pieces=pieces,
+            segments=segments,
+            records=record_ids,
+            window=window,
+            stride=stride,
+            attrs=attrs,
+            record_samples=record_samples,
+            subjects=subjects,
+        )
     report = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
     totals = report.drop(columns=["level", "record_id"]).sum()
     totals_row = {"level": "part", "record_id": f"{part_name(part)}/*", **totals.to_dict()}

@@ -3,6 +3,7 @@ sampling rate."""
 
 import math
 import re
+import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,14 @@ KAGGLE_VARIABLE = "p"
 MAT5_MAGIC = b"MATLAB 5.0 MAT-file"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 MAT73_USER_BLOCK = 512
+MAT5_HEADER = 128
+# MATLAB v5 element types whose numbers numpy reads as they are stored (little-endian)
+MI_DTYPES = {1: "<i1", 2: "<u1", 3: "<i2", 4: "<u2", 5: "<i4", 6: "<u4", 7: "<f4", 9: "<f8"}
+MI_DTYPES |= {12: "<i8", 13: "<u8"}
+MI_MATRIX = 14
+MX_CELL = 1
+MX_NUMERIC = range(6, 16)  # double, single, int8 … uint64
+MX_COMPLEX, MX_LOGICAL = 0x0800, 0x0200  # flag bits loadmat turns into other types
 DEFAULT_LEAD = "II"
 # Channel names that are ECG leads (compared upper-case, spaces dropped): limb and augmented
 # leads, precordial V and V1–V6, modified chest leads MCL and MCL1–MCL6, and plain ECG/EKG.
@@ -206,13 +215,115 @@ def _matlab_records(
 
 
 def _kaggle_matrices(path: Path) -> Iterator[tuple[str, np.ndarray]]:
-    """The records of a MATLAB v5/v7 part, each dropped from the cell once handed out."""
+    """The records of a MATLAB v5/v7 part: read one at a time where the file stores them plainly
+    (`_plain_cells`), else from the whole variable, each dropped from the cell once handed out."""
+    try:
+        located = _plain_cells(path)
+    except (OSError, ValueError, struct.error):
+        located = None  # loadmat reads it, or says what is wrong with it
+    if located is not None:
+        yield from _plain_matrices(path, located)
+        return
     cells = _kaggle_cells(path)
     for index in range(cells.size):
         record_id = f"{path.stem}/{index:04d}"
         matrix = _three_rows(cells[index], f"{path}: record {record_id}")
         cells[index] = None
         yield record_id, matrix
+
+
+@dataclass(frozen=True)
+class PlainMatrix:
+    """Where a real numeric matrix's numbers lie in a MATLAB v5 file, stored column-major."""
+
+    offset: int
+    dtype: str
+    shape: tuple[int, ...]
+
+
+def _element(file) -> tuple[int, int, bytes | None]:
+    """A v5 data element's type and size; its bytes when packed into the tag (small element),
+    else None with the file at its data."""
+    kind, size = struct.unpack("<II", file.read(8))
+    if kind >> 16:
+        return kind & 0xFFFF, kind >> 16, struct.pack("<I", size)[: kind >> 16]
+    return kind, size, None
+
+
+def _element_bytes(file) -> tuple[int, bytes]:
+    """A (small) data element's type and bytes, the file moved past its padding."""
+    kind, size, packed = _element(file)
+    if packed is not None:
+        return kind, packed
+    data = file.read(size)
+    file.seek(-size % 8, 1)
+    return kind, data
+
+
+def _matrix_header(file) -> tuple[int, int, tuple[int, ...], str]:
+    """A miMATRIX's flags: class and flag bits, dimensions and name."""
+    _, flags = _element_bytes(file)
+    _, dims = _element_bytes(file)
+    _, name = _element_bytes(file)
+    bits = struct.unpack("<I", flags[:4])[0]
+    shape = tuple(struct.unpack(f"<{len(dims) // 4}i", dims))
+    return bits & 0xFF, bits, shape, name.decode("latin-1")
+
+
+def _plain_cells(path: Path) -> list[PlainMatrix] | None:
+    """Each record of variable `p` of an uncompressed little-endian MATLAB v5 file whose cells
+    are all non-empty real numeric matrices; None for any other file (loadmat reads those)."""
+    end_of_file = path.stat().st_size
+    with path.open("rb") as file:
+        if file.read(MAT5_HEADER)[126:128] != b"IM":
+            return None
+        while file.tell() + 8 <= end_of_file:
+            kind, size, packed = _element(file)
+            end = file.tell() + size
+            if kind != MI_MATRIX or packed is not None or end > end_of_file:
+                return None  # compressed (v7) or damaged
+            kind, _, shape, name = _matrix_header(file)
+            if name == KAGGLE_VARIABLE:
+                if kind != MX_CELL or sum(n > 1 for n in shape) > 1 or math.prod(shape) == 0:
+                    return None
+                return _plain_cell_matrices(file, math.prod(shape), end)
+            file.seek(end)
+    return None
+
+
+def _plain_cell_matrices(file, count: int, end: int) -> list[PlainMatrix] | None:
+    """The `count` matrices of a cell array whose elements end at `end`."""
+    located = []
+    for _ in range(count):
+        kind, size, packed = _element(file)
+        after = file.tell() + size
+        if kind != MI_MATRIX or packed is not None or after > end:
+            return None
+        kind, bits, shape, _ = _matrix_header(file)
+        if kind not in MX_NUMERIC or bits & (MX_COMPLEX | MX_LOGICAL) or len(shape) != 2:
+            return None
+        stored, length, packed = _element(file)
+        dtype = MI_DTYPES.get(stored)
+        if dtype is None or packed is not None or 0 in shape:
+            return None
+        if length != math.prod(shape) * np.dtype(dtype).itemsize:
+            return None
+        located.append(PlainMatrix(file.tell(), dtype, shape))
+        file.seek(after)
+    return located
+
+
+def _plain_matrices(path: Path, located: list[PlainMatrix]) -> Iterator[tuple[str, np.ndarray]]:
+    """The located matrices read one at a time, as loadmat gives them (column-major, the type
+    stored)."""
+    with path.open("rb") as file:
+        for index, matrix in enumerate(located):
+            record_id = f"{path.stem}/{index:04d}"
+            where = f"{path}: record {record_id}"
+            with _translated(where, "cannot read record"):
+                file.seek(matrix.offset)
+                values = np.fromfile(file, matrix.dtype, math.prod(matrix.shape))
+            yield record_id, _three_rows(values.reshape(matrix.shape, order="F"), where)
 
 
 def _kaggle_cells(path: Path) -> np.ndarray:
@@ -313,6 +424,8 @@ def _pulsedb_field(file: h5py.File, path: Path, name: str) -> h5py.Dataset:
 def _pulsedb_signals(file: h5py.File, path: Path) -> h5py.Dataset:
     """`Subset.Signals`, checked to be numeric of HDF5 shape (L, 3, N)."""
     signals = _pulsedb_field(file, path, "Signals")
+    if signals.attrs.get("MATLAB_empty", 0):
+        raise InputError(f"{path}: {PULSEDB_STRUCT}.Signals holds no segments")
     if signals.dtype.kind not in "fiu" or signals.ndim != 3 or signals.shape[1] != 3:
         raise InputError(
             f"{path}: {PULSEDB_STRUCT}.Signals: expected a numeric N×3×L array, got "
@@ -355,9 +468,7 @@ def _matlab_text(file: h5py.File, reference: h5py.Reference, where: str) -> str:
 def pulsedb_values(path: Path, name: str) -> np.ndarray:
     """A numeric N×1 field of a PulseDB subset (SBP, DBP, Age, …) as a float64 vector."""
     path = Path(path)
-    with _translated(str(path), "cannot read MATLAB v7.3 file"):
-        file = h5py.File(path, "r")
-    with file:
+    with _open_subset(path) as file:
         if not isinstance(file.get(PULSEDB_STRUCT), h5py.Group):
             raise InputError(f"{path}: no struct {PULSEDB_STRUCT} (not a PulseDB subset)")
         n_rows = _pulsedb_signals(file, path).shape[2]
@@ -368,37 +479,52 @@ def pulsedb_values(path: Path, name: str) -> np.ndarray:
             return np.asarray(field[()], dtype=np.float64).reshape(-1)
 
 
+def _open_subset(path: Path) -> h5py.File:
+    with _translated(str(path), "cannot read MATLAB v7.3 file"):
+        return h5py.File(path, "r")
+
+
+def _pulsedb_slice(path: Path, first: int, stop: int) -> tuple[np.ndarray, list[str]]:
+    """Segments first..stop-1 as (n, 3, L) [ECG_F, PPG_F, ABP_Raw] and their subjects.
+
+    The file is opened for each slice: while a file is open, HDF5 keeps what it read of every
+    cell element dereferenced (about 3.5 kB a segment), which would grow with the file."""
+    with _open_subset(path) as file:
+        signals = _pulsedb_signals(file, path)
+        subjects = _pulsedb_column(file, path, "Subject", signals.shape[2])
+        with _translated(
+            f"{path}: {PULSEDB_STRUCT}.Signals segments {first}–{stop - 1}", "cannot read"
+        ):
+            block = np.transpose(signals[:, :, first:stop], (2, 1, 0))
+            references = _column_rows(subjects, first, stop)
+        names = [
+            _matlab_text(file, reference, f"{path}: {PULSEDB_STRUCT}.Subject segment {row}")
+            for row, reference in enumerate(references, start=first)
+        ]
+    return block, names
+
+
 def _pulsedb_records(path: Path, target_fs: float) -> Iterator[Record]:
     """One Record per 10-s segment of a PulseDB subset, read PULSEDB_SLICE segments at a time."""
-    with _translated(str(path), "cannot read MATLAB v7.3 file"):
-        file = h5py.File(path, "r")
-    with file:
-        signals = _pulsedb_signals(file, path)
-        n_rows = signals.shape[2]
+    with _open_subset(path) as file:
+        length, _, n_rows = _pulsedb_signals(file, path).shape
         subjects = _pulsedb_column(file, path, "Subject", n_rows)
         if h5py.check_dtype(ref=subjects.dtype) is not h5py.Reference:
             raise InputError(f"{path}: {PULSEDB_STRUCT}.Subject: not a cell array of char")
-        n_out = _output_length(signals.shape[0], MATLAB_FS, target_fs)
-        for first in range(0, n_rows, PULSEDB_SLICE):
-            stop = min(n_rows, first + PULSEDB_SLICE)
-            where = f"{path}: {PULSEDB_STRUCT}.Signals segments {first}–{stop - 1}"
-            with _translated(where, "cannot read"):
-                block = np.transpose(signals[:, :, first:stop], (2, 1, 0))
-                references = _column_rows(subjects, first, stop)
-            for offset, (reference, rows) in enumerate(zip(references, block, strict=True)):
-                row = first + offset
-                where = f"{path}: {PULSEDB_STRUCT}.Subject segment {row}"
-                subject = _matlab_text(file, reference, where)
-                channels = {
-                    name: _at_rate(values, MATLAB_FS, target_fs, n_out)
-                    for name, values in zip(PULSEDB_ROWS, rows, strict=True)
-                }
-                yield Record(
-                    pulsedb_record_id(subject, path.stem, row),
-                    float(target_fs),
-                    subject=subject,
-                    **channels,
-                )
+    n_out = _output_length(length, MATLAB_FS, target_fs)
+    for first in range(0, n_rows, PULSEDB_SLICE):
+        block, names = _pulsedb_slice(path, first, min(n_rows, first + PULSEDB_SLICE))
+        for row, (subject, rows) in enumerate(zip(names, block, strict=True), start=first):
+            channels = {
+                name: _at_rate(values, MATLAB_FS, target_fs, n_out)
+                for name, values in zip(PULSEDB_ROWS, rows, strict=True)
+            }
+            yield Record(
+                pulsedb_record_id(subject, path.stem, row),
+                float(target_fs),
+                subject=subject,
+                **channels,
+            )
 
 
 # --- WFDB ---------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,10 +79,61 @@ def _index_dtype(n: int) -> type:
     return np.uint32 if n < 2**32 else np.uint64
 
 
+class PieceSpool:
+    """Kept (ecg, abp, ppg) pieces appended to one unnamed temporary file per signal in
+    `folder`, read back in blocks: a part's kept signals are never all in memory."""
+
+    def __init__(self, folder: Path) -> None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        # unnamed files, closed by close() or when the spool is dropped
+        self._files = {name: tempfile.TemporaryFile(dir=folder) for name in SIGNALS}  # noqa: SIM115
+        self.lengths: list[int] = []  # of each piece, in order
+
+    def add(self, ecg: np.ndarray, abp: np.ndarray, ppg: np.ndarray) -> None:
+        if not len(ecg) == len(abp) == len(ppg):
+            raise ValueError(
+                f"a piece's signals differ in length: {len(ecg)}, {len(abp)}, {len(ppg)}"
+            )
+        for name, signal in zip(SIGNALS, (ecg, abp, ppg), strict=True):
+            self._files[name].write(memoryview(np.ascontiguousarray(signal, dtype=np.float32)))
+        self.lengths.append(len(ecg))
+
+    def blocks(self, name: str, size: int = HASH_BLOCK) -> Iterator[np.ndarray]:
+        """One signal, all its pieces end to end, `size` samples at a time."""
+        file = self._files[name]
+        file.seek(0)
+        size = max(1, min(size, sum(self.lengths)))
+        while True:
+            block = np.empty(size, dtype=np.float32)
+            count = file.readinto(memoryview(block).cast("B")) // block.itemsize
+            if count == 0:
+                return
+            yield block[:count]
+
+    def close(self) -> None:
+        for file in self._files.values():
+            file.close()
+
+    def __enter__(self) -> "PieceSpool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _written(blocks: Iterable[np.ndarray], dataset: h5py.Dataset) -> Iterator[np.ndarray]:
+    """The blocks, each written to `dataset` (from its start, end to end) as it passes."""
+    position = 0
+    for block in blocks:
+        dataset[position : position + len(block)] = block
+        position += len(block)
+        yield block
+
+
 def write_shard(
     path: Path,
     *,
-    pieces: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    pieces: PieceSpool | Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
     segments: np.ndarray,
     records: Sequence[str],
     window: int,
@@ -90,24 +142,49 @@ def write_shard(
     record_samples: Sequence[int] | None = None,
     subjects: Sequence[str | None] | None = None,
 ) -> int:
-    """Write a shard atomically from per-segment (ecg, abp, ppg) pieces; return its window count.
+    """Write a shard atomically from per-segment (ecg, abp, ppg) pieces, spooled or not; return
+    its window count.
 
     `segments` holds (record, start, stop, source_start) rows whose start/stop are the pieces'
     positions once laid end to end; `record_samples` each record's length before cleaning
     (default: up to its last kept sample); `subjects` each record's subject (None: unknown,
     stored ""), written only when some record has one.
     """
+    path = Path(path)
     stored_subjects = stored_subject_ids(subjects, len(records))
-    total = int(segments[-1, 2]) if len(segments) else 0
-    windows = window_starts(segments, window, stride)
+    if not isinstance(pieces, PieceSpool):
+        with PieceSpool(path.parent) as spool:
+            for piece in pieces:
+                spool.add(*piece)
+            return write_shard(
+                path,
+                pieces=spool,
+                segments=segments,
+                records=records,
+                window=window,
+                stride=stride,
+                attrs=attrs,
+                record_samples=record_samples,
+                subjects=subjects,
+            )
     segments = segments.astype(np.int64).reshape(-1, 4)
-    signals = {name: [piece[i] for piece in pieces] for i, name in enumerate(SIGNALS)}
-    fingerprint = content_sha256(signals, segments, records, stored_subjects)
+    ends = np.cumsum(pieces.lengths, dtype=np.int64)
+    if not (
+        np.array_equal(segments[:, 2], ends)
+        and np.array_equal(segments[:, 1], ends - pieces.lengths)
+    ):
+        raise ValueError(
+            f"{len(pieces.lengths)} pieces do not lie end to end as {len(segments)} segments say"
+        )
+    total = int(ends[-1]) if len(ends) else 0
+    windows = window_starts(segments, window, stride)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        for index, name in enumerate(SIGNALS):
-            dataset = h5.create_dataset(name, shape=(total,), dtype=np.float32)
-            for (start, stop), piece in zip(segments[:, 1:3], pieces, strict=True):
-                dataset[start:stop] = piece[index]
+        datasets = {
+            name: h5.create_dataset(name, shape=(total,), dtype=np.float32) for name in SIGNALS
+        }
+        # one pass over the spool: each block hashed and written
+        signals = {name: _written(pieces.blocks(name), datasets[name]) for name in SIGNALS}
+        fingerprint = content_sha256(signals, segments, records, stored_subjects)
         h5.create_dataset("segments", data=segments)
         h5["segments"].attrs["columns"] = ",".join(SEGMENT_COLUMNS)
         h5.create_dataset(

@@ -7,19 +7,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ecg2abp import models
-from ecg2abp.atomic import atomic_path, refuse_overwriting, write_json
+from ecg2abp.atomic import refuse_overwriting, write_json
 from ecg2abp.data.shards import Shard
 from ecg2abp.devices import log_device, resolve_device
 from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, LevelMetrics, floor_for
 from ecg2abp.evaluation.pooling import TEST
+from ecg2abp.evaluation.predictions import PredictionWriter
 from ecg2abp.folds.feed import side_ranges
 from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.folds.normalisation import NormStats
@@ -30,15 +29,6 @@ from ecg2abp.training.calibration import Calibration
 from ecg2abp.training.model_file import load_model_file
 
 log = logging.getLogger("ecg2abp.evaluation.scoring")
-PREDICTION_SCHEMA = pa.schema(
-    [
-        ("record_id", pa.string()),
-        ("sample", pa.int64()),
-        ("abp_true", pa.float32()),
-        ("abp_pred", pa.float32()),
-    ]
-)
-ROWS_PER_GROUP = 1 << 20
 
 
 class Predictor:
@@ -196,46 +186,6 @@ def side_pieces(side: list[list], shards: Sequence[Shard]) -> Iterator[TestPiece
                     int(start + last - source),
                     int(first),
                 )
-
-
-class PredictionWriter:
-    """Rows to a Parquet file in row groups, renamed into place when complete."""
-
-    def __init__(self, path: Path) -> None:
-        self._atomic = atomic_path(path)
-        self._tmp = self._atomic.__enter__()
-        self._writer = pq.ParquetWriter(self._tmp, PREDICTION_SCHEMA)
-        self._buffer: list[pa.Table] = []
-        self._buffered = 0
-
-    def add(self, record_id: str, sample: np.ndarray, true: np.ndarray, pred: np.ndarray) -> None:
-        table = pa.table(
-            {
-                "record_id": pa.array(np.full(len(sample), record_id, dtype=object), pa.string()),
-                "sample": pa.array(sample, pa.int64()),
-                "abp_true": pa.array(true.astype(np.float32)),
-                "abp_pred": pa.array(pred.astype(np.float32)),
-            },
-            schema=PREDICTION_SCHEMA,
-        )
-        self._buffer.append(table)
-        self._buffered += len(sample)
-        if self._buffered >= ROWS_PER_GROUP:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._buffer:
-            self._writer.write_table(pa.concat_tables(self._buffer))
-        self._buffer, self._buffered = [], 0
-
-    def close(self, ok: bool) -> None:
-        if ok:
-            self._flush()
-        self._writer.close()
-        if ok:
-            self._atomic.__exit__(None, None, None)
-        else:
-            self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
 
 def _subject_floors(

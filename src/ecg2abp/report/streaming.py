@@ -2,8 +2,9 @@
 
 Predictions are read by Parquet batches and matched, stretch by stretch, with the test pieces
 evaluation scored (same split, same shards), so beats are found on the same true ABP and every
-number equals metrics.parquet up to the float32 rounding of stored predictions. Memory is one
-stretch plus fixed-size arrays, whatever the number of predictions.
+number equals metrics.parquet up to the rounding of stored predictions (to the nearest 0.01
+mmHg, evaluation.predictions). Memory is one stretch plus fixed-size arrays, whatever the number
+of predictions.
 """
 
 import json
@@ -12,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from ecg2abp.atomic import atomic_path
 from ecg2abp.data.shards import Shard
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, floor_for, segment_pairs
+from ecg2abp.evaluation.predictions import BATCH_ROWS, iter_predictions
 from ecg2abp.evaluation.scoring import TestPiece, side_pieces
 from ecg2abp.folds.loading import open_split_shards
 
@@ -25,7 +26,6 @@ BP_EDGES = np.arange(0.0, 301.0, 1.0)  # mmHg, value axes of the 2-D histograms
 DIFF_EDGES = np.arange(-150.0, 151.0, 1.0)  # mmHg, pred − true
 ABS_EDGES = np.arange(0.0, 100.05, 0.05)  # mmHg, |pred − true| for the cumulative curve
 EXAMPLE_SECONDS = 8.0
-BATCH_ROWS = 1 << 16
 HISTOGRAMS = ("mean_diff", "true_pred", "abs_error")
 
 
@@ -184,10 +184,7 @@ class RowCursor:
 
     def __init__(self, path: Path, batch_rows: int = BATCH_ROWS) -> None:
         self.path = Path(path)
-        try:
-            self._batches = pq.ParquetFile(self.path).iter_batches(batch_size=batch_rows)
-        except OSError as err:
-            raise InputError(f"{self.path}: cannot read predictions ({err})") from None
+        self._batches = iter_predictions(self.path, batch_rows)
         self._columns: dict[str, np.ndarray] = {}
         self._position = 0
 
@@ -199,13 +196,7 @@ class RowCursor:
         if batch is None:
             return False
         rest = {name: values[self._position :] for name, values in self._columns.items()}
-        fresh = {
-            "record_id": batch.column("record_id").to_numpy(zero_copy_only=False),
-            "sample": batch.column("sample").to_numpy(),
-            "abp_true": batch.column("abp_true").to_numpy(),
-            "abp_pred": batch.column("abp_pred").to_numpy(),
-        }
-        self._columns = {k: np.concatenate([rest[k], v]) if rest else v for k, v in fresh.items()}
+        self._columns = {k: np.concatenate([rest[k], v]) if rest else v for k, v in batch.items()}
         self._position = 0
         return True
 
@@ -314,6 +305,6 @@ def _stream_sampled(stream: VariantStream, cursor: RowCursor, seed: int) -> None
         records = rows["record_id"]
         for record_id in np.unique(records):
             mine = records == record_id
-            true = rows["abp_true"][mine].astype(np.float64)
-            pred = rows["abp_pred"][mine].astype(np.float64)
+            true = rows["abp_true"][mine]
+            pred = rows["abp_pred"][mine]
             stream.add_pairs(str(record_id), {"point": (true, pred)}, seed)

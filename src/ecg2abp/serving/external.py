@@ -21,7 +21,7 @@ from ecg2abp.atomic import refuse_overwriting, write_json
 from ecg2abp.data.cleaning import REASONS, clean_record, filter_ecg_segment, label_ecg
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LevelMetrics
-from ecg2abp.evaluation.scoring import PredictionWriter
+from ecg2abp.evaluation.predictions import PredictionWriter
 from ecg2abp.serving.ensemble import load_model
 from ecg2abp.serving.inputs import UNUSABLE_ECG
 from ecg2abp.serving.predict import InputOptions, input_files, model_inputs

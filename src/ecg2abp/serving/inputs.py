@@ -4,8 +4,9 @@ A record is read on demand, block by block, so that hours of ECG never sit in me
 records through wfdb's sample ranges, CSV in pandas chunks, Parquet in pyarrow batches. Each
 block is brought to the model's rate by the readers' streaming polyphase resampling, which
 equals resampling the whole record. Part files (MATLAB v5 / v7.3) hold ~1,000 short records
-each and are read whole by design. Each record keeps its original rate so that outputs can
-name the sample of the original recording.
+each and are read whole by design; PulseDB subsets are read a slice of 10-s segments at a time.
+Each record keeps its original rate so that outputs can name the sample of the original
+recording.
 """
 
 import csv
