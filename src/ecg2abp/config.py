@@ -112,7 +112,7 @@ def validate_config(config: Mapping) -> dict:
     return filled
 
 
-GROUPED_PROTOCOLS = ("record", "part")  # the protocols that make `split.folds` folds
+GROUPED_PROTOCOLS = ("record", "part", "subject")  # the protocols that make `split.folds` folds
 
 
 def n_folds(config: Mapping) -> int:

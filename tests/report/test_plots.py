@@ -104,6 +104,22 @@ def test_across_variants_bars_are_the_tables_mae_with_an_interval_around_it():
         assert shown["folds"] == [shown["mae"] - 1, shown["mae"] + 1]
 
 
+def test_across_variants_draws_a_single_unit_whose_interval_is_its_mae():
+    """One test subject (a PulseDB test set may hold one): the interval collapses onto the
+    MAE, up to rounding either way, and the bar still draws."""
+    stream = random_stream("naive", seed=4, records=1)
+    stream.record_units = {"r0": "p000001_0"}
+    mae = stream.levels["point"].metrics.result()["mae"]
+    for shift in (-1e-12, 1e-12):
+        table = pd.DataFrame(
+            [{"variant": "naive", "level": "point", "fold": ALL_FOLDS, "mae": mae + shift}]
+        )
+        figure, numbers = plots.mae_across_variants(table, [stream], samples=200, seed=0)
+        low, high = numbers[("naive", "point")]["ci"]
+        assert low == pytest.approx(mae) and high == pytest.approx(mae)
+        figure.canvas.draw()
+
+
 def test_a_stream_with_nothing_scored_still_draws():
     stream = VariantStream("empty")
     for draw in (plots.bland_altman, plots.predicted_vs_true, plots.error_cdf, plots.error_by_band):

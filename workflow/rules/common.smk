@@ -6,7 +6,7 @@ from pathlib import Path
 from ecg2abp.config import validate_config
 from ecg2abp.errors import InputError
 from ecg2abp.data.ingest import discover_parts
-from ecg2abp.folds.protocols import natural_key
+from ecg2abp.folds.protocols import named_test_sets, natural_key
 from ecg2abp.models import spec as model_spec
 from ecg2abp import stages
 from ecg2abp.stages import JOB_DIR, short
@@ -26,6 +26,8 @@ try:
         if config["data_dir"]
         else synthetic_parts(config["synthetic"])
     )
+    # pulsedb: each test subset beside the fold's test side, scored as its own dataset
+    TEST_SETS = named_test_sets(config["split"]["protocol"], list(PARTS))
     VARIANTS = config["run_variants"] or list(config["variants"])
     for name in VARIANTS:
         if name not in config["variants"]:
@@ -106,6 +108,17 @@ def folds():
 def fold_metrics():
     return expand(
         f"{RESULTS}/eval/{JOB}/metrics.json", variant=[*VARIANTS, "naive"], fold=folds(), seed=SEEDS
+    )
+
+
+def test_set_metrics():
+    """metrics.json of every job × named test set (pulsedb; none for other protocols)."""
+    return expand(
+        f"{RESULTS}/eval/{JOB}/tests/{{test_set}}/metrics.json",
+        test_set=TEST_SETS,
+        variant=[*VARIANTS, "naive"],
+        fold=folds(),
+        seed=SEEDS,
     )
 
 

@@ -17,4 +17,5 @@ run_step(
     Path(snakemake.output.metrics).parent,
     experiment_config(snakemake.config, snakemake.wildcards),  # leak_gap: protocol replaced
     snakemake.wildcards.variant,  # a model of another variant is refused
+    getattr(snakemake.wildcards, "test_set", None),  # pulsedb: a named test set
 )

@@ -12,10 +12,12 @@ from ecg2abp.data.ingest import kept_nothing
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS, SBP_BANDS, ErrorAccumulator, LevelMetrics
 from ecg2abp.evaluation.verdicts import FLOORS, beats, paired_difference, record_table
+from ecg2abp.folds.protocols import describe_test_set, test_set_key
 
 ALL_FOLDS = -1  # the fold (and seed) of the rows merging every fold and seed
 SEED_SPREAD = ("mae", "me", "sd", "rmse", "pearson_r")  # each also as `{metric}_seed_sd`
 TEST = "test"  # the dataset of the folds' own test sides; external sets carry their name
+MAIN = "test"  # the `side` of the rows of the folds' own test side (the report draws those)
 COLUMNS = (
     "n",
     "mae",
@@ -56,6 +58,7 @@ def _rows(meta: dict, fold: int, seed: int | None, levels: dict) -> list[dict]:
         rows.append(
             {
                 "dataset": meta.get("dataset", TEST),
+                "side": _side(meta),
                 "variant": meta["variant"],
                 "model": meta["model"],
                 "kind": meta["kind"],
@@ -68,6 +71,18 @@ def _rows(meta: dict, fold: int, seed: int | None, levels: dict) -> list[dict]:
             }
         )
     return rows
+
+
+def _side(document: dict) -> str | None:
+    """The split side a metrics document scores (MAIN, or a test set's name); None: external."""
+    if "side" in document:
+        return document["side"]
+    return MAIN if document.get("dataset", TEST) == TEST else None
+
+
+def main_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the folds' own test side: the ones the report's figures and MLflow show."""
+    return table[table["side"] == MAIN] if "side" in table else table
 
 
 def _sampled_windows(documents: list[dict]) -> bool:
@@ -174,18 +189,24 @@ def _record_tables(documents: list[dict]) -> dict[str, pd.DataFrame]:
 def floor_verdicts(
     by_variant: dict[tuple[str, str], list[dict]], samples: int, seed: int
 ) -> pd.DataFrame:
-    """Every variant of the folds' test sides against each floor that ran, level by level."""
-    tables = {v: _record_tables(docs) for (d, v), docs in by_variant.items() if d == TEST}
+    """Every variant of each of the split's test sets against each floor that ran, level by
+    level (external data sets have no per-record floor beside them)."""
     rows = []
-    for variant in sorted(set(tables) - {FLOORS[0]}):
-        for floor in (f for f in FLOORS if f in tables and f != variant):
-            for level, mine in tables[variant].items():
-                theirs = tables[floor].get(level)
-                if theirs is None or len(mine) == 0:
-                    continue
-                what = f"{variant} vs {floor} at level {level}"
-                row = paired_difference(mine, theirs, what, samples, seed)
-                rows.append({"variant": variant, "floor": floor, "level": level} | row)
+    own = {d for (d, _), docs in by_variant.items() if _side(docs[0]) is not None}
+    for dataset in sorted(own):
+        tables = {v: _record_tables(docs) for (d, v), docs in by_variant.items() if d == dataset}
+        for variant in sorted(set(tables) - {FLOORS[0]}):
+            for floor in (f for f in FLOORS if f in tables and f != variant):
+                for level, mine in tables[variant].items():
+                    theirs = tables[floor].get(level)
+                    if theirs is None or len(mine) == 0:
+                        continue
+                    what = f"{dataset}: {variant} vs {floor} at level {level}"
+                    row = paired_difference(mine, theirs, what, samples, seed)
+                    rows.append(
+                        {"dataset": dataset, "variant": variant, "floor": floor, "level": level}
+                        | row
+                    )
     return pd.DataFrame(rows)
 
 
@@ -200,13 +221,27 @@ def _fmt(value: object, digits: int = 2) -> str:
 def summary_markdown(
     table: pd.DataFrame, verdicts: pd.DataFrame | None = None, unit: str = "record"
 ) -> str:
-    """All folds merged per dataset: MAE and ME ± SD per level, grades, tracking and verdicts."""
+    """All folds merged per dataset: MAE and ME ± SD per level, grades, tracking and verdicts
+    for the split's test sets (its own test side first, then any named test set), then each
+    external data set's scores."""
     datasets = table["dataset"] if "dataset" in table else pd.Series(TEST, index=table.index)
-    text = _summary_of(table[datasets == TEST])
-    text += "\n" + tracking_markdown(table[datasets == TEST])
-    if verdicts is not None and len(verdicts):
-        text += "\n" + verdicts_markdown(verdicts, unit)
-    for name in sorted(set(datasets) - {TEST}):
+    sides = table["side"] if "side" in table else datasets.where(datasets == TEST)
+    main = set(datasets[sides == MAIN])
+    own = sorted(set(datasets[sides.notna()]), key=lambda d: (d not in main, test_set_key(d)))
+    text = ""
+    for rank, name in enumerate(own):
+        if name != TEST:
+            text += (
+                "\n" if rank else ""
+            ) + f"## Test set `{name}`\n\n{describe_test_set(name)}\n\n"
+        rows = table[datasets == name]
+        text += _summary_of(rows) + "\n" + tracking_markdown(rows)
+        mine = (
+            verdicts[verdicts["dataset"] == name] if verdicts is not None and len(verdicts) else []
+        )
+        if len(mine):
+            text += "\n" + verdicts_markdown(mine, unit)
+    for name in sorted(set(datasets[sides.isna()])):
         text += f"\n## External data set `{name}`\n\n" + _summary_of(table[datasets == name])
     return text
 

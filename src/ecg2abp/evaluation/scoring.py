@@ -17,11 +17,12 @@ from ecg2abp.devices import log_device, resolve_device
 from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.metrics import LEVELS, ErrorAccumulator, LevelMetrics, floor_for
+from ecg2abp.evaluation.pooling import TEST
 from ecg2abp.evaluation.predictions import PredictionWriter
 from ecg2abp.folds.feed import side_ranges
 from ecg2abp.folds.loading import FoldData, load_fold
 from ecg2abp.folds.normalisation import NormStats
-from ecg2abp.folds.protocols import record_units, windows_path
+from ecg2abp.folds.protocols import record_units, scored_sides, windows_path
 from ecg2abp.models.inference import inference_forward
 from ecg2abp.stages import variant_evaluate, variant_train
 from ecg2abp.training.calibration import Calibration
@@ -85,13 +86,27 @@ class Predictor:
         """Every file the model is read from."""
         return [self.path] + ([self.artefact] if self.artefact else [])
 
-    def predict(self, record_id: str, ecg_windows: np.ndarray, batch_size: int) -> np.ndarray:
-        """ABP at the last sample of each raw ECG window [n, window], in mmHg (calibrated)."""
+    def subject_floor(self, source: str | None, subject: str | None) -> dict[str, float] | None:
+        """naive's means of one subject in calibration subset `source` (pulsedb), or None."""
+        if not self.beat_floor or source is None:
+            return None
+        return self.beat_floor.get("subjects", {}).get(source, {}).get(subject)
+
+    def predict(
+        self,
+        record_id: str,
+        ecg_windows: np.ndarray,
+        batch_size: int,
+        subject_floor: dict[str, float] | None = None,
+    ) -> np.ndarray:
+        """ABP at the last sample of each raw ECG window [n, window], in mmHg (calibrated).
+
+        `subject_floor` (naive only): the record's subject's calibration means."""
         n = len(ecg_windows)
         overall = self.meta["train_abp_mean"]  # NaN in an import bound to no data
         level = self.record_means.get(record_id, overall)
         if self.kind == "naive":
-            return np.full(n, level)
+            return np.full(n, subject_floor["abp"] if subject_floor else level)
         out = np.empty(n, dtype=np.float64)
         step = min(batch_size, self.max_batch or batch_size)
         try:
@@ -136,9 +151,20 @@ class TestPiece:
     source_start: int  # first sample's index in the original record
 
 
-def test_pieces(fold: FoldData) -> Iterator[TestPiece]:
-    """Every kept stretch of the test side, in shard and record order."""
-    return side_pieces(fold.side("test"), fold.shards)
+def chosen_test_set(
+    fold: FoldData, test_set: str | None, split_path: Path
+) -> tuple[str | None, list[list]]:
+    """(name, side) of the test set scored: `test_set`, or the fold's `test` side (named where
+    the split names its test sets)."""
+    sides = scored_sides(fold.document, fold.fold)
+    if test_set is None:
+        main = [n for n, t in fold.document.get("test_sets", {}).items() if t["side"] == "test"]
+        return (main[0] if main else None), fold.side("test")
+    if test_set not in sides:
+        raise InputError(
+            f"{split_path}: no test set {test_set} (it has {', '.join(sides) or 'none'})"
+        )
+    return test_set, sides[test_set]
 
 
 def side_pieces(side: list[list], shards: Sequence[Shard]) -> Iterator[TestPiece]:
@@ -163,12 +189,45 @@ def side_pieces(side: list[list], shards: Sequence[Shard]) -> Iterator[TestPiece
         release_pages(shard)  # a mapped shard's pages read so far: out of resident memory
 
 
+def _subject_floors(
+    fold: FoldData, predictor: Predictor, test_set: dict | None
+) -> tuple[dict[str, dict], int]:
+    """Record → naive's calibration means of its subject, where the test set calibrates per
+    subject; and how many of its subjects have none (scored against the population floor)."""
+    source = (test_set or {}).get("calibration")
+    if predictor.kind != "naive" or source is None:
+        return {}, 0
+    shard = next(s for s in fold.shards if s.name == test_set["subset"])
+    floors, missing = {}, set()
+    for record_id, subject in zip(shard.records, shard.subjects or [], strict=False):
+        floor = predictor.subject_floor(source, subject)
+        if floor is None:
+            missing.add(subject)
+        else:
+            floors[record_id] = floor
+    if missing:
+        log.warning(
+            "%s: %d subjects have no beats in %s; naive scores them at the population means",
+            test_set["subset"],
+            len(missing),
+            source,
+        )
+    return floors, len(missing)
+
+
 def _score_records(
-    fold: FoldData, predictor: Predictor, writer: PredictionWriter, stride: int, batch: int
+    fold: FoldData,
+    pieces: Iterator[TestPiece],
+    predictor: Predictor,
+    writer: PredictionWriter,
+    settings: tuple[int, int],
+    subject_floors: dict[str, dict],
 ) -> tuple[LevelMetrics, int]:
+    stride, batch = settings
     metrics = LevelMetrics(float(predictor.meta["fs"]))
     records = set()
-    for piece in test_pieces(fold):
+    for piece in pieces:
+        subject_floor = subject_floors.get(piece.record_id)
         shard = fold.shards[piece.shard]
         ecg = np.asarray(shard.ecg[piece.start : piece.stop])
         true = np.asarray(shard.abp[piece.start : piece.stop], np.float64)
@@ -177,11 +236,11 @@ def _score_records(
         if len(ecg) >= fold.window:
             starts = np.arange(0, len(ecg) - fold.window + 1, stride)
             windows = sliding_window_view(ecg, fold.window)[starts]
-            prediction = predictor.predict(piece.record_id, windows, batch)
+            prediction = predictor.predict(piece.record_id, windows, batch, subject_floor)
             ends = starts + fold.window - 1
             full[ends] = prediction
             writer.add(piece.record_id, piece.source_start + ends, true[ends], prediction)
-        floor = floor_for(predictor.beat_floor, piece.record_id)
+        floor = subject_floor or floor_for(predictor.beat_floor, piece.record_id)
         metrics.update_segment(piece.record_id, true, full, floor)
     return metrics, len(records)
 
@@ -248,10 +307,12 @@ def evaluate_variant(
     out_dir: Path,
     config: dict,
     variant: str | None = None,
+    test_set: str | None = None,
 ) -> dict:
     """Predict every test window of the fold; write predictions.parquet and metrics.json.
 
     `variant`, when given, is the variant the model is scored as: a model of another is refused.
+    `test_set` (pulsedb) names one of the split's test sets; default: the fold's `test` side.
     """
     torch.set_num_threads(config["threads"])
     meta = load_model_file(Path(model_path))
@@ -289,7 +350,10 @@ def evaluate_variant(
     log_device(device, device_setting)
     settings = variant_evaluate(config, own)
     stride, batch = settings["stride"], settings["batch_size"]
-    unit, units = record_units(fold.document, sorted({r[0] for r in fold.side("test")}))
+    name, side = chosen_test_set(fold, test_set, Path(split_path))
+    described = fold.document.get("test_sets", {}).get(name)
+    unit, units = record_units(fold.document, sorted({r[0] for r in side}))
+    floors, floors_missing = _subject_floors(fold, predictor, described)
     started = time.perf_counter()
     writer = PredictionWriter(out_dir / "predictions.parquet")
     ok = False
@@ -303,13 +367,18 @@ def evaluate_variant(
             }
             state = {"point": point.to_dict()}
         else:
-            metrics, n_records = _score_records(fold, predictor, writer, stride, batch)
+            pieces = side_pieces(side, fold.shards)
+            metrics, n_records = _score_records(
+                fold, pieces, predictor, writer, (stride, batch), floors
+            )
             levels = metrics.result() | beats_not_scored(stride)
             state = metrics.to_dict()
         ok = True
     finally:
         writer.close(ok)
     result = {
+        "dataset": name or TEST,
+        "side": described["side"] if described else "test",
         "variant": predictor.meta["variant"],
         "model": predictor.meta["model"],
         "kind": predictor.kind,
@@ -327,6 +396,8 @@ def evaluate_variant(
         "beat_floor": predictor.beat_floor,
         "resampling_unit": unit,
         "units": units,
+        "test_set": described,
+        "subjects_without_floor": floors_missing,  # naive: at the population floor instead
     }
     write_json(out_dir / "metrics.json", result)
     point_result = levels["point"]

@@ -1,4 +1,5 @@
-"""Folds written once to a split file: record, part, temporal and the paper's leaky protocol."""
+"""Folds written once to a split file: record, part, subject, temporal, PulseDB's subsets and
+the paper's leaky protocol."""
 
 import hashlib
 import logging
@@ -17,8 +18,9 @@ from ecg2abp.data.shards import Shard, lengths_from_segments, open_shard, releas
 from ecg2abp.errors import InputError
 from ecg2abp.folds.windows import windows_per_record
 
-PROTOCOLS = ("record", "part", "temporal", "paper")
+PROTOCOLS = ("record", "part", "subject", "temporal", "pulsedb", "paper")
 SIDES = ("train", "val", "test")
+SUBJECT_PROTOCOLS = ("subject", "pulsedb")  # whole subjects per side, resampled whole
 ORIGINAL_RECORDS_PER_PART = 1000  # the original code reads exactly this many per part file
 RECORD_KEY = 1 << 40  # record × RECORD_KEY + sample: one sortable key (records < 2**40 long)
 log = logging.getLogger("ecg2abp.folds")
@@ -170,13 +172,45 @@ def record_folds(infos: list[RecordInfo], split: dict) -> list[dict]:
     )
 
 
-def resampling_units(infos: list[RecordInfo], split: dict) -> dict:
+def record_subjects(shards: Sequence[Shard], infos: list[RecordInfo]) -> list[str]:
+    """Each record's subject; refuses a record without one (its patient could be on any side)."""
+    subjects = []
+    for info in infos:
+        shard = shards[info.shard]
+        subject = shard.subjects[info.index] if shard.subjects is not None else ""
+        if not subject:
+            raise InputError(
+                f"{shard.path}: record {info.record_id} names no subject; protocols "
+                f"{' and '.join(SUBJECT_PROTOCOLS)} need every record's subject (PulseDB "
+                "subsets, WFDB records naming their patient)"
+            )
+        subjects.append(subject)
+    return subjects
+
+
+def subject_units(subjects: list[str]) -> list[list[int]]:
+    """Record positions grouped by subject, in order of first appearance."""
+    units: dict[str, list[int]] = {}
+    for position, subject in enumerate(subjects):
+        units.setdefault(subject, []).append(position)
+    return list(units.values())
+
+
+def resampling_units(
+    infos: list[RecordInfo], split: dict, subjects: list[str] | None = None
+) -> dict:
     """What a bootstrap over test records resamples whole: {"unit": what, "of": record → unit}.
 
-    `part`: the part file. Every other protocol: the record protocol's blocks of adjacent
-    records (identical records joined), since adjacent records may share a patient whatever
-    the split; a unit is named by its first record.
+    `part`: the part file. `subject` and `pulsedb`: the subject (`subjects`, one per record).
+    Every other protocol: the record protocol's blocks of adjacent records (identical records
+    joined), since adjacent records may share a patient whatever the split; a unit is named by
+    its first record.
     """
+    if subjects is not None:
+        return {
+            "unit": "subject",
+            "of": {info.record_id: s for info, s in zip(infos, subjects, strict=True)},
+        }
     if split["protocol"] == "part":
         units = [
             [p for p, info in enumerate(infos) if info.shard == s]
@@ -207,6 +241,155 @@ def part_folds(infos: list[RecordInfo], split: dict) -> list[dict]:
     for position, info in enumerate(infos):
         by_shard.setdefault(info.shard, []).append(position)
     return _group_folds(list(by_shard.values()), infos, split, "part files")
+
+
+# PulseDB's subset files (Generate_Subsets.m), one shard each: the main family, and the
+# supplementary one built from VitalDB alone (subset names prefixed VitalDB_, test sets vitaldb_).
+PULSEDB_FAMILIES = {"": "", "VitalDB_": "vitaldb_"}
+PULSEDB_TRAIN = "Train_Subset"
+PULSEDB_TESTS = (  # test set, its subset, the subset its per-subject floor is calibrated on
+    ("calfree", "CalFree_Test_Subset", None),
+    ("calbased", "CalBased_Test_Subset", PULSEDB_TRAIN),
+    ("aami", "AAMI_Test_Subset", "AAMI_Cal_Subset"),
+)
+TEST_SET_MEANINGS = {
+    "calfree": "calibration-free: subjects not in the training subset",
+    "calbased": "calibration-based: other segments of the training subset's subjects",
+    "aami": "the AAMI-standard test: subjects not in the training subset, each with calibration "
+    "segments of its own",
+}
+PULSEDB_SUBSETS = tuple(
+    family + name
+    for family in PULSEDB_FAMILIES
+    for name in (PULSEDB_TRAIN, "AAMI_Cal_Subset", *(subset for _, subset, _ in PULSEDB_TESTS))
+)
+
+
+def pulsedb_layout(names: Sequence[str]) -> tuple[str, dict[str, dict]]:
+    """The training subset and every test set present: name → {"subset", "calibration"}.
+
+    Trains on Train_Subset (VitalDB_Train_Subset when only the VitalDB family is given); the
+    training family's test sets come first, and the first of all is the fold's `test` side.
+    """
+    unknown = [name for name in names if name not in PULSEDB_SUBSETS]
+    if unknown:
+        raise InputError(
+            f"shard {unknown[0]}: not a PulseDB subset; protocol pulsedb reads shards named "
+            f"{', '.join(PULSEDB_SUBSETS)}"
+        )
+    present = set(names)
+    families = [f for f in PULSEDB_FAMILIES if f + PULSEDB_TRAIN in present]
+    if not families:
+        raise InputError(
+            f"split: protocol pulsedb trains on {PULSEDB_TRAIN} (or VitalDB_{PULSEDB_TRAIN}); "
+            f"the shards are {', '.join(names)}"
+        )
+    train = families[0] + PULSEDB_TRAIN
+    tests = {}
+    for family in sorted(PULSEDB_FAMILIES, key=lambda f: f + PULSEDB_TRAIN != train):
+        for name, subset, calibration in PULSEDB_TESTS:
+            if family + subset not in present:
+                continue
+            source = family + calibration if calibration else None
+            if source and source not in present:
+                raise InputError(
+                    f"shard {family + subset}: its per-subject floor is calibrated on {source}, "
+                    f"which is not among the shards; give it too (or leave {family + subset} out)"
+                )
+            tests[PULSEDB_FAMILIES[family] + name] = {
+                "subset": family + subset,
+                "calibration": source,
+            }
+    if not tests:
+        raise InputError(f"split: protocol pulsedb found no test subset among {', '.join(names)}")
+    return train, tests
+
+
+def pulsedb_folds(
+    shards: Sequence[Shard], infos: list[RecordInfo], subjects: list[str], split: dict
+) -> tuple[list[dict], dict[str, dict]]:
+    """One fold: the training subset's subjects (validation subjects carved from them) train;
+    each test subset is a test set. Returns the fold and the test sets' description."""
+    train_subset, tests = pulsedb_layout([shard.name for shard in shards])
+    in_subset: dict[str, list[int]] = {}
+    for position, info in enumerate(infos):
+        in_subset.setdefault(shards[info.shard].name, []).append(position)
+    training = in_subset.get(train_subset, [])
+    units = [[training[i] for i in unit] for unit in subject_units([subjects[p] for p in training])]
+    if len(units) < 2:
+        raise InputError(
+            f"split: protocol pulsedb needs at least 2 subjects in {train_subset} with a clean "
+            f"window (one to train, one to validate), found {len(units)}"
+        )
+    weights = np.array([sum(infos[m].n_windows for m in unit) for unit in units], float)
+    train, val = _carve_validation(units, weights, split["val_fraction"], split["seed"] + 1000)
+    seen = {subjects[p] for p in training}
+    fold: dict = {
+        "fold": 0,
+        "train": _whole(infos, [m for u in train for m in units[u]]),
+        "val": _whole(infos, [m for u in val for m in units[u]]),
+        "tests": {},
+    }
+    described = {}
+    for rank, (name, test) in enumerate(tests.items()):
+        positions = in_subset.get(test["subset"], [])
+        side = _whole(infos, positions)
+        if rank == 0:
+            fold["test"] = side
+        else:
+            fold["tests"][name] = side
+        tested = {subjects[p] for p in positions}
+        described[name] = {
+            **test,
+            "side": "test" if rank == 0 else name,
+            "floor": "subject" if test["calibration"] else "population",
+            "subjects": len(tested),
+            "subjects_in_training_subset": len(tested & seen),
+        }
+        if not test["calibration"] and tested & seen:
+            log.warning(
+                "pulsedb: %d of the %d subjects of %s are also in %s: not calibration-free",
+                len(tested & seen),
+                len(tested),
+                test["subset"],
+                train_subset,
+            )
+    return [fold], described
+
+
+def describe_test_set(name: str) -> str:
+    """One sentence: what a pulsedb test set holds and the naive floor it is scored against."""
+    family, base = ("VitalDB_", name[8:]) if name.startswith("vitaldb_") else ("", name)
+    found = [(subset, source) for n, subset, source in PULSEDB_TESTS if n == base]
+    if not found:
+        return ""
+    subset, source = found[0]
+    floor = f"each subject's own means in {family}{source}" if source else "the training means"
+    return (
+        f"{family}{subset}, {TEST_SET_MEANINGS[base]}; naive floor: {floor} (SBP, DBP, MAP "
+        "of its beats, mean ABP)."
+    )
+
+
+def named_test_sets(protocol: str, shard_names: Sequence[str]) -> list[str]:
+    """The test sets scored beside a fold's `test` side: pulsedb's after its first, else none."""
+    return list(pulsedb_layout(list(shard_names))[1])[1:] if protocol == "pulsedb" else []
+
+
+def test_set_key(name: str) -> tuple:
+    """Sorts test sets as pulsedb lists them: calfree, calbased, aami, then VitalDB's."""
+    family, base = name.startswith("vitaldb_"), name.removeprefix("vitaldb_")
+    names = [n for n, _, _ in PULSEDB_TESTS]
+    return (family, names.index(base) if base in names else len(names), name)
+
+
+def scored_sides(document: dict, fold: int) -> dict[str, list[list]]:
+    """Test set name → its side (ranges of records) in one fold; {} but for `pulsedb`."""
+    sides = document["folds"][fold]
+    return {
+        name: sides["test"] if test["side"] == "test" else sides["tests"][name]
+        for name, test in document.get("test_sets", {}).items()
+    }
 
 
 def _kept_source_positions(shard: Shard, record_index: int) -> np.ndarray:
@@ -360,10 +543,16 @@ def make_splits(shard_paths: Sequence[Path], split: dict, window: int) -> tuple[
         raise InputError("split: no record has a clean window; nothing to split")
     protocol = split["protocol"]
     windows: dict[str, np.ndarray] = {}
+    subjects = record_subjects(shards, infos) if protocol in SUBJECT_PROTOCOLS else None
+    test_sets: dict[str, dict] = {}
     if protocol == "record":
         folds = record_folds(infos, split)
     elif protocol == "part":
         folds = part_folds(infos, split)
+    elif protocol == "subject":
+        folds = _group_folds(subject_units(subjects), infos, split, "subjects")
+    elif protocol == "pulsedb":
+        folds, test_sets = pulsedb_folds(shards, infos, subjects, split)
     elif protocol == "temporal":
         folds = temporal_folds(shards, infos, split, window)
     else:
@@ -380,8 +569,10 @@ def make_splits(shard_paths: Sequence[Path], split: dict, window: int) -> tuple[
         "shards": [shard.name for shard in shards],
         "fingerprints": [shard.fingerprint for shard in shards],
         "folds": folds,
-        "resampling_units": resampling_units(infos, split),
+        "resampling_units": resampling_units(infos, split, subjects),
     }
+    if test_sets:
+        document["test_sets"] = test_sets
     if protocol == "paper":
         document["seed"], document["paper_draw"] = draw["seed"], draw
     return document, windows

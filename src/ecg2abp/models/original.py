@@ -143,7 +143,7 @@ def bind_to_fold(fold: FoldData) -> dict:
     return {
         "fold": fold.fold,
         "train_abp_mean": fold.target_mean("train"),
-        "beat_floor": beat_floor(fold, per_record=False),
+        "beat_floor": beat_floor(fold, calibrated=False),
         "data_fingerprint": fold.fingerprint,
     }
 

@@ -9,6 +9,7 @@ import yaml
 
 from ecg2abp.atomic import atomic_path
 from ecg2abp.errors import InputError
+from ecg2abp.evaluation.pooling import main_rows
 from ecg2abp.report import cleaning, plots, saliency
 from ecg2abp.report.streaming import VariantStream, stream_variant
 from ecg2abp.report.tables import (
@@ -62,8 +63,9 @@ def read_metrics_table(path: Path) -> pd.DataFrame:
 def write_across_variants(
     metrics_table: Path, stream_files: Sequence[Path], outputs: dict[str, Path], config: dict
 ) -> None:
-    """MAE with fold spread and intervals, and BHS shares, for every variant side by side."""
-    table = read_metrics_table(Path(metrics_table))
+    """MAE with fold spread and intervals, and BHS shares, for every variant side by side (the
+    folds' own test side: the one the streams hold)."""
+    table = main_rows(read_metrics_table(Path(metrics_table)))
     streams = [VariantStream.load(Path(p)) for p in stream_files]
     settings = config["report"]
     figure, _ = plots.mae_across_variants(

@@ -263,7 +263,9 @@ def mae_across_variants(
             units = record_mae(by_name[variant], level).groupby("unit")[["sum_abs", "n"]].sum()
             low, high = bootstrap_ratio_ci(units["sum_abs"], units["n"], samples, seed)
             ax.bar(x, mae, color="lightsteelblue")
-            ax.errorbar(x, mae, yerr=[[mae - low], [high - mae]], color="k", capsize=4)
+            # one unit: the interval is the pooled MAE itself, up to rounding
+            spread = [[max(mae - low, 0.0)], [max(high - mae, 0.0)]]
+            ax.errorbar(x, mae, yerr=spread, color="k", capsize=4)
             ax.plot(np.full(len(per_fold), x + 0.25), per_fold, "o", color="tab:orange", ms=3)
             numbers[(variant, level)] = {
                 "mae": mae,

@@ -16,7 +16,7 @@ from ecg2abp.atomic import atomic_path
 from ecg2abp.digests import file_sha256
 from ecg2abp.errors import InputError
 from ecg2abp.evaluation.pooling import ALL_FOLDS as POOLED
-from ecg2abp.evaluation.pooling import COLUMNS
+from ecg2abp.evaluation.pooling import COLUMNS, main_rows
 from ecg2abp.stages import JOB_DIR, NAIVE
 from ecg2abp.tracking.live import EPOCH_METRICS
 from ecg2abp.tracking.runs import (
@@ -235,7 +235,7 @@ def sync_view(
     `results`."""
     results = Path(results)
     client, experiment_id = connect(config)
-    table = pd.read_parquet(results / "metrics.parquet")
+    table = main_rows(pd.read_parquet(results / "metrics.parquet"))  # the runs' own test side
     note: dict[str, Any] = {"tracking_uri": client.tracking_uri, "experiment_id": experiment_id}
     note |= {"parents": {}, "children": {}}
     try:

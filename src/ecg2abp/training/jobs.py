@@ -120,7 +120,7 @@ def metadata(ctx: RunContext, fold: FoldData, data_hash: str) -> dict:
         "train_abp_mean": fold.target_mean("train"),
         # the training beats' mean SBP, DBP and MAP: the beat floor `external` scores beside any
         # model (naive's own, per record under temporal, is set by train_naive)
-        "beat_floor": beat_floor(fold, per_record=False),
+        "beat_floor": beat_floor(fold, calibrated=False),
         "data_fingerprint": data_hash,
         "config_fingerprint": ctx.config_fingerprint(),
         "git_commit": git_commit(),
@@ -290,13 +290,14 @@ def train_classical(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
 def train_naive(ctx: RunContext, fold: FoldData, data_hash: str) -> None:
     """The floor: the training mean ABP, and the training beats' mean SBP, DBP and MAP.
 
-    Per record under `temporal` (a calibrated reading), as everything else here.
+    Per record under `temporal` (a calibrated reading), as everything else here; per subject
+    of a calibration subset under `pulsedb` (its calibration-based test sets).
     """
     meta = metadata(ctx, fold, data_hash)
     temporal = fold.protocol == "temporal"
     record_means = fold.record_means("train") if temporal else {}
     meta.update(kind="naive", record_means=record_means, best_epoch=0, best_val_loss=float("nan"))
-    meta["beat_floor"] = beat_floor(fold, per_record=temporal)
+    meta["beat_floor"] = beat_floor(fold, calibrated=temporal or fold.protocol == "pulsedb")
     _write_outputs(ctx, meta, [])
 
 
