@@ -31,7 +31,7 @@ from ecg2abp.evaluation.scoring import evaluate_variant
 from ecg2abp.folds.feed import WindowFeed
 from ecg2abp.folds.loading import load_fold
 from ecg2abp.models.classical import RidgeWindowModel
-from ecg2abp.training.jobs import FORMAT_VERSION, train_variant
+from ecg2abp.training.jobs import FORMAT_VERSION, _feeds, _sample, train_variant
 from ecg2abp.training.loop import validation_loss
 
 WORKER = Path(__file__).with_name("train_worker.py")
@@ -189,6 +189,18 @@ def test_ridge_is_fitted_on_every_training_window_when_its_cap_allows(chain, tmp
     # a fit on 100 or 3000 of the windows is 0.4-0.7 off.
     np.testing.assert_allclose(fitted.coef, by_hand.coef_, atol=0.01)
     assert fitted.intercept == pytest.approx(by_hand.intercept_, abs=1e-4)
+
+
+def test_a_classical_sample_gathered_in_chunks_is_the_sample_gathered_whole(chain):
+    """Chunks bound the mapped pages a sample holds resident, and change no value."""
+    fold = load_fold(chain.split, chain.shards, 0, normalisation="zscore", mapped=True)
+    train = {**chain.config["train"], "max_windows_per_epoch": None}
+    feed, _ = _feeds(fold, train, seed=0)
+    whole_x, whole_y = feed.normalise(*feed.gather(feed.epoch_order(0)))
+    x, y = _sample(feed, fold.shards, chunk=7)
+    assert len(y) == feed.n_windows > 7 * 10
+    np.testing.assert_array_equal(x, whole_x[:, 0].numpy())
+    np.testing.assert_array_equal(y, whole_y.numpy())
 
 
 def test_multi_head_model_needs_one_loss_weight_per_head(chain, tmp_path):
