@@ -1,5 +1,6 @@
 """Workflow steps: everything a step writes to stderr, tracebacks included, reaches its log."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,8 @@ def step(kind):
         raise InputError("part_9.mat: not a MATLAB file")
     if kind == "os":
         open("/nonexistent-folder/x")
+    if kind == "big":
+        return bytearray(300 * 2**20)  # 300 MB, every page written (zeroed)
     return 0
 
 run_step(sys.argv[1], step, sys.argv[2])
@@ -60,6 +63,15 @@ def test_bad_input_is_one_line_in_the_log_and_no_traceback(tmp_path):
 def test_a_step_that_succeeds_exits_zero_and_keeps_its_log(tmp_path):
     done, log = run(tmp_path, "ok")
     assert done.returncode == 0 and "raw stderr line" in log
+
+
+def test_a_step_logs_its_peak_memory_as_the_kernel_counts_it(tmp_path):
+    peaks = {}
+    for kind in ("ok", "big"):
+        done, log = run(tmp_path, kind)
+        assert done.returncode == 0
+        peaks[kind] = float(re.search(r"peak RSS (\d+) MB", log).group(1))
+    assert peaks["big"] >= peaks["ok"] + 250
 
 
 def test_a_sigterm_exit_status_passes_through(tmp_path):

@@ -1,6 +1,7 @@
 """Logging for workflow steps: a log file per job, and bad input reported in one line."""
 
 import logging
+import resource
 import sys
 import traceback
 from collections.abc import Callable
@@ -60,7 +61,9 @@ def run_step(log_file: Path | str | None, step: Callable[..., Any], *args: Any, 
             stack.callback(configure)  # runs first: log lines to the console only again
         configure()  # log lines go to sys.stderr: through the tee, once to each
         try:
-            return step(*args, **kwargs)
+            result = step(*args, **kwargs)
+            logging.getLogger("ecg2abp").info("peak RSS %.0f MB", peak_rss_mb())
+            return result
         except InputError as err:
             message = f"ecg2abp: error: {err}"
         except OSError as err:
@@ -70,6 +73,12 @@ def run_step(log_file: Path | str | None, step: Callable[..., Any], *args: Any, 
             message = "ecg2abp: the step failed (traceback above)"
         print(message, file=sys.stderr)
     sys.exit(1)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (MB), as the kernel counts it: exact, where
+    Snakemake's benchmark files sample it (every 30 s after a job's first 15 s)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def describe_os_error(err: OSError) -> str:
