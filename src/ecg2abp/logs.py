@@ -77,8 +77,15 @@ def run_step(log_file: Path | str | None, step: Callable[..., Any], *args: Any, 
 
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far (MB), as the kernel counts it: exact, where
-    Snakemake's benchmark files sample it (every 30 s after a job's first 15 s)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Snakemake's benchmark files sample it (every 30 s after a job's first 15 s). Linux's
+    VmHWM, of this program alone (getrusage's maxrss also keeps the peak of the process it
+    was forked from); getrusage elsewhere."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kilobytes = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
+    return int(kilobytes) / 1024
 
 
 def describe_os_error(err: OSError) -> str:
